@@ -1,0 +1,89 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+const readerMinBuf = 4 << 10
+
+// Reader reads frames from a byte stream, such as a blocking net.Conn.
+// It buffers at most one maximum frame plus one read.
+type Reader struct {
+	r     io.Reader
+	order Order
+	max   int
+	buf   []byte
+	start int // first unconsumed byte
+	end   int // end of buffered data
+}
+
+// NewReader returns a Reader; max <= 0 means DefaultMaxFrameSize.
+func NewReader(r io.Reader, order Order, max int) *Reader {
+	if max <= 0 {
+		max = DefaultMaxFrameSize
+	}
+	return &Reader{r: r, order: order, max: max}
+}
+
+// ReadFrame returns the next non-empty payload; it is valid until the next
+// call. At a clean end of stream it returns io.EOF; inside a frame,
+// an error matching both ErrTruncated and io.ErrUnexpectedEOF.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	for {
+		payload, n, need, err := ParseFrame(r.buf[r.start:r.end], r.order, r.max)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			r.start += n
+			if payload != nil {
+				return payload, nil
+			}
+			continue
+		}
+		if err := r.fill(need); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// ReadMessage reads and decodes the next frame into m.
+func (r *Reader) ReadMessage(m *Message) error {
+	p, err := r.ReadFrame()
+	if err != nil {
+		return err
+	}
+	return DecodeInto(p, m)
+}
+
+// fill reads more bytes, making room for a frame of need bytes (0 = unknown).
+func (r *Reader) fill(need int) error {
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+	}
+	want := max(need, readerMinBuf)
+	if len(r.buf)-r.start < want {
+		if len(r.buf) < want {
+			nb := make([]byte, want)
+			r.end = copy(nb, r.buf[r.start:r.end])
+			r.buf = nb
+		} else {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+		}
+		r.start = 0
+	}
+	n, err := r.r.Read(r.buf[r.end:])
+	r.end += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	if errors.Is(err, io.EOF) && r.end > r.start {
+		return fmt.Errorf("%w: %w", ErrTruncated, io.ErrUnexpectedEOF)
+	}
+	return err
+}
