@@ -39,3 +39,14 @@ const (
 	// URIPush is the uri of a pushed frame whose publisher set none.
 	URIPush = "/push"
 )
+
+// Reserved reports whether uri is one of the protocol's own URIs, which a
+// push must not use: a client would act on it (a pushed /auth/failed would
+// stop it).
+func Reserved(uri string) bool {
+	switch uri {
+	case URIAuth, URIAuthSuccess, URIAuthFailed, URIHeartbeat, URIInnerAuth, URIInnerSend, URIReconnect:
+		return true
+	}
+	return false
+}

@@ -14,6 +14,7 @@ type Reader struct {
 	r     io.Reader
 	order Order
 	max   int
+	size  int // smallest buffer to allocate
 	buf   []byte
 	start int // first unconsumed byte
 	end   int // end of buffered data
@@ -21,10 +22,28 @@ type Reader struct {
 
 // NewReader returns a Reader; max <= 0 means DefaultMaxFrameSize.
 func NewReader(r io.Reader, order Order, max int) *Reader {
+	return NewReaderSize(r, order, max, readerMinBuf)
+}
+
+// NewReaderSize is NewReader with the size of its first buffer: a server
+// holding many mostly idle connections keeps it small. The buffer grows to
+// fit larger frames as they arrive, never beyond one frame.
+func NewReaderSize(r io.Reader, order Order, max, size int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &Reader{r: r, order: order, max: max}
+	if size < 16 {
+		size = 16
+	}
+	return &Reader{r: r, order: order, max: max, size: size}
+}
+
+// SetMaxFrameSize changes the limit for the frames that follow, as a server
+// does once a client has authenticated.
+func (r *Reader) SetMaxFrameSize(max int) {
+	if max > 0 {
+		r.max = max
+	}
 }
 
 // ReadFrame returns the next non-empty payload; it is valid until the next
@@ -63,7 +82,7 @@ func (r *Reader) fill(need int) error {
 	if r.start == r.end {
 		r.start, r.end = 0, 0
 	}
-	want := max(need, readerMinBuf)
+	want := max(need, r.size)
 	if len(r.buf)-r.start < want {
 		if len(r.buf) < want {
 			nb := make([]byte, want)

@@ -1,0 +1,267 @@
+package edge
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/plexbus/plex/bus"
+	"github.com/plexbus/plex/wire"
+)
+
+// Connection states. Transitions only move forward, except
+// authing → new never happens: a refused login ends the connection.
+const (
+	stateNew     int32 = iota // accepted, waiting for a login frame
+	stateAuthing              // login sent to the auth service
+	stateOpen                 // an authenticated user
+	stateInner                // an authenticated inner push client
+	stateClosing              // final frame queued, socket lingering for the client to read it
+	stateClosed               // socket closed
+)
+
+// linger is how long a connection in stateClosing waits for the client
+// to read its last frame and hang up before the socket is closed anyway.
+const linger = time.Second
+
+// conn is one client connection.
+type conn struct {
+	// Immutable after accept.
+	srv    *Server
+	nc     net.Conn
+	raw    syscall.RawConn // nil for TLS: writes then always go through a flusher
+	id     string
+	remote string
+	since  time.Time
+
+	state    atomic.Int32
+	deadline atomic.Int64 // unix nanos: auth, idle or linger deadline, by state
+	ended    atomic.Bool  // logical close done (unregistered, presence sent)
+
+	// uid is set by the login under wmu before the state becomes open; read
+	// it under wmu, or without a lock after observing stateOpen.
+	uid string
+
+	// reason is the Reason of the first close; guarded by wmu.
+	reason Reason
+
+	// The write side, guarded by wmu.
+	wmu       sync.Mutex
+	out       []byte // queued bytes not yet handed to the socket
+	inflight  int    // bytes a flusher is writing outside the lock
+	flushing  bool   // a flusher goroutine owns the socket's write side
+	wclosed   bool   // no more frames accepted
+	finAfter  bool   // half-close the socket once out is written
+	seq       int64  // edge-assigned seq of the last push
+	announced bool   // online presence was published
+	wn        int    // result of the last direct write (see writeDirect)
+	werr      error
+	wbuf      []byte
+	writeFn   func(fd uintptr) bool
+
+	// Owned by the dispatcher serving this connection's user.
+	dirty bool
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	n := s.connSeq.Add(1)
+	c := &conn{
+		srv:    s,
+		nc:     nc,
+		id:     s.id + "-" + strconv.FormatUint(n, 10),
+		remote: nc.RemoteAddr().String(),
+		since:  time.Now(),
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.writeFn = c.writeDirectFD
+		}
+	}
+	c.deadline.Store(c.since.Add(s.cfg.AuthTimeout).UnixNano())
+	return c
+}
+
+func (c *conn) logger() *slog.Logger {
+	l := c.srv.log.With("conn", c.id, "remote", c.remote)
+	c.wmu.Lock()
+	uid := c.uid
+	c.wmu.Unlock()
+	if uid != "" {
+		l = l.With("uid", uid)
+	}
+	return l
+}
+
+// readLoop is the goroutine-per-connection read path.
+func (c *conn) readLoop() {
+	defer c.srv.wg.Done()
+	if tc, ok := c.nc.(handshaker); ok {
+		_ = c.nc.SetDeadline(time.Unix(0, c.deadline.Load()))
+		if err := tc.Handshake(); err != nil {
+			c.close(ReasonReadError)
+			return
+		}
+		_ = c.nc.SetDeadline(time.Time{})
+	}
+	r := wire.NewReaderSize(c.nc, c.srv.cfg.ByteOrder, c.srv.cfg.MaxAuthFrameSize, 512)
+	authed := false
+	for {
+		p, err := r.ReadFrame()
+		if err != nil {
+			c.close(readReason(err, c))
+			return
+		}
+		c.handleFrame(p)
+		if !authed && c.state.Load() >= stateOpen {
+			authed = true
+			r.SetMaxFrameSize(c.srv.cfg.MaxFrameSize)
+		}
+	}
+}
+
+func readReason(err error, c *conn) Reason {
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		c.srv.metrics.badFrames.WithLabelValues("too_large").Inc()
+		return ReasonFrameTooLarge
+	case errors.Is(err, io.EOF), errors.Is(err, wire.ErrTruncated):
+		return ReasonClientClosed
+	}
+	return ReasonReadError
+}
+
+// handleFrame runs one client frame through the protocol state machine.
+func (c *conn) handleFrame(p []byte) {
+	var m wire.Message
+	if err := wire.DecodeInto(p, &m); err != nil {
+		c.srv.metrics.badFrames.WithLabelValues("bad_payload").Inc()
+		c.logger().Debug("bad frame", "err", err)
+		c.close(ReasonBadFrame)
+		return
+	}
+	if c.srv.cfg.ShowTrace {
+		c.logger().Debug("frame in", "seq", m.Seq, "uri", m.URI, "body", m.Body)
+	}
+	switch st := c.state.Load(); st {
+	case stateNew:
+		switch m.URI {
+		case wire.URIAuth:
+			c.startAuth(m.Body)
+		case wire.URIInnerAuth:
+			c.innerAuth(m.Body)
+		default:
+			c.fail(ReasonNotAuthenticated, wire.URIAuthFailed, "not authenticated")
+		}
+	case stateAuthing:
+		switch m.URI {
+		case wire.URIHeartbeat:
+			c.sendControl(wire.URIHeartbeat, "")
+		case wire.URIAuth, wire.URIInnerAuth:
+			// A repeated login while the first is pending: ignore it.
+		default:
+			c.fail(ReasonNotAuthenticated, wire.URIAuthFailed, "not authenticated")
+		}
+	case stateOpen, stateInner:
+		c.touch()
+		switch m.URI {
+		case wire.URIHeartbeat:
+			c.sendControl(wire.URIHeartbeat, "")
+		case wire.URIInnerSend:
+			if st == stateInner {
+				c.innerSend(m.Body)
+			}
+		default:
+			// Repeated logins and application data: ignored for now.
+		}
+	}
+}
+
+// touch pushes the idle deadline after client activity.
+func (c *conn) touch() {
+	c.deadline.Store(time.Now().Add(c.srv.cfg.HeartbeatTimeout).UnixNano())
+}
+
+// fail ends the connection with a last frame (uri, body) that the client
+// gets to read: it is unregistered at once, the frame is written, the
+// socket half-closed, and closed when the client hangs up or after linger.
+func (c *conn) fail(r Reason, uri, body string) {
+	if !c.end(r) {
+		return
+	}
+	c.deadline.Store(time.Now().Add(linger).UnixNano())
+	c.wmu.Lock()
+	if !c.wclosed {
+		c.out = wire.AppendFrame(c.buf(), c.srv.cfg.ByteOrder, &wire.Message{URI: uri, Body: body})
+		c.finAfter = true
+		c.wclosed = true // nothing after the last frame
+	}
+	c.wmu.Unlock()
+	c.flush()
+}
+
+// close ends the connection now.
+func (c *conn) close(r Reason) {
+	c.end(r)
+	c.closeSocket()
+}
+
+// end is the logical close: unregister, offline presence, metric. It
+// reports whether this call did it (the first one wins).
+func (c *conn) end(r Reason) bool {
+	if !c.ended.CompareAndSwap(false, true) {
+		return false
+	}
+	s := c.srv
+	prev := c.state.Load()
+	for prev < stateClosing && !c.state.CompareAndSwap(prev, stateClosing) {
+		prev = c.state.Load()
+	}
+	s.metrics.disconnects.WithLabelValues(string(r)).Inc()
+	if prev == stateOpen {
+		s.reg.remove(c)
+	}
+	c.wmu.Lock()
+	c.reason = r
+	announced := c.announced
+	c.announced = false
+	c.wmu.Unlock()
+	if announced {
+		s.publishPresence(c, false, r)
+	}
+	if prev >= stateOpen {
+		c.logger().Debug("connection ended", "reason", string(r))
+	}
+	return true
+}
+
+// closeSocket closes the socket once; the reader then ends too.
+func (c *conn) closeSocket() {
+	c.end(ReasonShutdown) // no-op unless nothing ended it logically
+	if c.state.Swap(stateClosed) == stateClosed {
+		return
+	}
+	c.nc.Close()
+	c.wmu.Lock()
+	c.wclosed = true
+	if !c.flushing && c.out != nil {
+		putBuf(c.out)
+		c.out = nil
+	}
+	c.wmu.Unlock()
+	c.srv.removeConn(c)
+}
+
+// handshaker is the part of *tls.Conn the read loop needs.
+type handshaker interface{ Handshake() error }
+
+// info describes the connection for presence replies.
+func (c *conn) info() bus.ConnInfo {
+	return bus.ConnInfo{ID: c.id, Edge: c.srv.id, Remote: c.remote, Since: c.since.UTC()}
+}

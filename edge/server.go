@@ -1,0 +1,300 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/plexbus/plex/wire"
+)
+
+// Server is one edge. Create it with New, serve with Run.
+type Server struct {
+	cfg       Config
+	bus       *nats.Conn
+	log       *slog.Logger
+	ln        net.Listener
+	id        string
+	advertise string
+	started   time.Time
+	metrics   *metrics
+	reg       *registry
+	shards    []*dispatcher
+	authSem   chan struct{}
+	connSeq   atomic.Uint64
+	draining  atomic.Bool
+	ctx       context.Context // ends when Run's shutdown has finished draining
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // every goroutine the server starts
+	runOnce   sync.Once
+
+	// successBody is the /auth/success body minus the uid, built once.
+	heartbeatSecs int
+
+	connsMu sync.RWMutex
+	conns   map[*conn]struct{}
+}
+
+// New validates cfg, binds the listener and returns a server ready to Run.
+// bus is owned by the caller, who closes it after Run returns.
+func New(cfg Config, bus *nats.Conn) (*Server, error) {
+	if bus == nil {
+		return nil, errors.New("edge: nil bus connection")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	id := cfg.ID
+	if id == "" {
+		id = defaultID()
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("edge: listen %s: %w", cfg.Addr, err)
+	}
+	s := &Server{
+		cfg:           cfg,
+		bus:           bus,
+		log:           log.With("edge", id),
+		ln:            ln,
+		id:            id,
+		started:       time.Now().UTC(),
+		reg:           newRegistry(),
+		authSem:       make(chan struct{}, cfg.MaxPendingAuth),
+		conns:         make(map[*conn]struct{}),
+		heartbeatSecs: int((cfg.Heartbeat + time.Second - 1) / time.Second),
+	}
+	s.advertise = cfg.Advertise
+	if s.advertise == "" {
+		s.advertise = advertiseAddr(ln.Addr())
+	}
+	s.metrics = newMetrics(func() float64 { return float64(s.NumConns()) })
+	if err := s.metrics.register(cfg.Registerer); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("edge: register metrics: %w", err)
+	}
+	n := cfg.Dispatchers
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for i := 0; i < n; i++ {
+		s.shards = append(s.shards, newDispatcher(s, cfg.BusQueueLen/n+1))
+	}
+	return s, nil
+}
+
+func defaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "edge"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// advertiseAddr turns a listener address into one clients can dial.
+func advertiseAddr(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := ta.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ad := range addrs {
+				if in, ok := ad.(*net.IPNet); ok && !in.IP.IsLoopback() && in.IP.To4() != nil {
+					ip = in.IP
+					break
+				}
+			}
+		}
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(ta.Port))
+}
+
+// ID is the edge's id on the bus.
+func (s *Server) ID() string { return s.id }
+
+// Addr is the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Advertise is the address published for clients.
+func (s *Server) Advertise() string { return s.advertise }
+
+// NumConns is the number of open client sockets.
+func (s *Server) NumConns() int {
+	s.connsMu.RLock()
+	defer s.connsMu.RUnlock()
+	return len(s.conns)
+}
+
+// NumUsers is the number of distinct online uids (= bus subscriptions).
+func (s *Server) NumUsers() int { return s.reg.len() }
+
+// Run serves until ctx ends, then shuts down gracefully: stop accepting,
+// send /reconnect to every client, close them (publishing offline
+// presence), stop the background loops and wait for every goroutine, all
+// within DrainTimeout. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	ran := false
+	s.runOnce.Do(func() { ran = true })
+	if !ran {
+		return errors.New("edge: Run called twice")
+	}
+	for _, d := range s.shards {
+		s.goBackground(d.run)
+	}
+	s.goBackground(s.sweepLoop)
+	s.goBackground(s.statsLoop)
+	s.goBackground(s.watchBus)
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		s.acceptLoop()
+	}()
+	s.log.Info("edge listening", "addr", s.ln.Addr().String(), "advertise", s.advertise)
+
+	<-ctx.Done()
+	s.log.Info("edge shutting down", "conns", s.NumConns())
+	s.ln.Close()
+	<-acceptDone
+	err := s.drain()
+	s.cancel()
+	s.wg.Wait()
+	if ferr := s.bus.FlushTimeout(2 * time.Second); ferr != nil && s.bus.IsConnected() {
+		s.log.Warn("flush bus on shutdown", "err", ferr)
+	}
+	s.metrics.unregister(s.cfg.Registerer)
+	s.log.Info("edge stopped")
+	return err
+}
+
+// Close releases the listener of a server whose Run was never called.
+func (s *Server) Close() error {
+	ran := false
+	s.runOnce.Do(func() { ran = true })
+	if ran {
+		s.cancel()
+		s.metrics.unregister(s.cfg.Registerer)
+		return s.ln.Close()
+	}
+	return nil
+}
+
+func (s *Server) goBackground(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) acceptLoop() {
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.metrics.accepted.Inc()
+		s.accept(nc)
+	}
+}
+
+func (s *Server) accept(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if s.cfg.TLS != nil {
+		// The handshake runs in the reader under the auth deadline.
+		nc = tlsServer(nc, s.cfg.TLS)
+	}
+	c := newConn(s, nc)
+	s.connsMu.Lock()
+	full := s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections
+	if !full {
+		s.conns[c] = struct{}{}
+	}
+	s.connsMu.Unlock()
+	if full {
+		s.refuseFull(c)
+		return
+	}
+	s.wg.Add(1)
+	go c.readLoop()
+}
+
+// refuseFull tells the client why and closes, without a goroutine: one
+// small write to a fresh socket does not block.
+func (s *Server) refuseFull(c *conn) {
+	s.metrics.disconnects.WithLabelValues(string(ReasonServerFull)).Inc()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	frame := wire.AppendFrame(nil, s.cfg.ByteOrder, &wire.Message{URI: wire.URIAuthFailed, Body: "server full"})
+	_, _ = c.nc.Write(frame)
+	c.nc.Close()
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+}
+
+func (s *Server) snapshot() []*conn {
+	s.connsMu.RLock()
+	defer s.connsMu.RUnlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// drain tells every client to reconnect elsewhere and waits for the
+// sockets to close, forcing what is left at DrainTimeout.
+func (s *Server) drain() error {
+	s.draining.Store(true)
+	s.publishStats()
+	for _, c := range s.snapshot() {
+		c.fail(ReasonShutdown, wire.URIReconnect, "")
+	}
+	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	for s.NumConns() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	left := s.snapshot()
+	for _, c := range left {
+		c.closeSocket()
+	}
+	if len(left) > 0 {
+		s.log.Warn("drain timeout: closed remaining sockets", "count", len(left))
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package edge
+
+import "time"
+
+// sweepLoop enforces the auth, idle and linger deadlines of every
+// connection from one goroutine, so a connection needs no timer of its own.
+func (s *Server) sweepLoop() {
+	tick := min(s.cfg.AuthTimeout, s.cfg.HeartbeatTimeout, linger) / 4
+	tick = min(max(tick, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var expired []*conn
+	for {
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
+		}
+		now := time.Now().UnixNano()
+		s.connsMu.RLock()
+		for c := range s.conns {
+			if c.deadline.Load() < now {
+				expired = append(expired, c)
+			}
+		}
+		s.connsMu.RUnlock()
+		for i, c := range expired {
+			switch c.state.Load() {
+			case stateNew, stateAuthing:
+				c.fail(ReasonAuthTimeout, "/auth/failed", "auth timeout")
+			case stateOpen, stateInner:
+				c.close(ReasonIdle)
+			default:
+				c.closeSocket()
+			}
+			expired[i] = nil
+		}
+		expired = expired[:0]
+	}
+}
