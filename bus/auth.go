@@ -27,10 +27,15 @@ func RequestAuth(ctx context.Context, nc *nats.Conn, req AuthRequest) (AuthReply
 	return ParseAuthReply(msg)
 }
 
-// ParseAuthReply decodes an auth reply, including a micro service error
-// reply (headers Nats-Service-Error), into a refusal.
+// ParseAuthReply decodes an auth reply. A micro service error reply
+// (headers Nats-Service-Error and -Code) with a 5xx code means the service
+// could not decide (stopping, overloaded): ErrAuthUnavailable. Other codes
+// are refusals.
 func ParseAuthReply(msg *nats.Msg) (AuthReply, error) {
 	if desc := msg.Header.Get("Nats-Service-Error"); desc != "" {
+		if code := msg.Header.Get("Nats-Service-Error-Code"); len(code) == 3 && code[0] == '5' {
+			return AuthReply{}, fmt.Errorf("%w: %s", ErrAuthUnavailable, desc)
+		}
 		return AuthReply{OK: false, Reason: desc}, nil
 	}
 	var rep AuthReply
@@ -41,6 +46,8 @@ func ParseAuthReply(msg *nats.Msg) (AuthReply, error) {
 		if err := ValidUID(rep.UID); err != nil {
 			return AuthReply{OK: false, Reason: "auth service returned an invalid uid"}, nil
 		}
+	} else if rep.Reason == "" {
+		rep.Reason = "refused"
 	}
 	return rep, nil
 }

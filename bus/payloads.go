@@ -1,6 +1,9 @@
 package bus
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // AuthRequest is what an edge sends on SubjectAuth.
 type AuthRequest struct {
@@ -8,6 +11,12 @@ type AuthRequest struct {
 	Remote string `json:"remote"` // the client's address, ip:port
 	Edge   string `json:"edge"`   // the asking edge's id
 	Conn   string `json:"conn"`   // the connection's id
+}
+
+// LogValue keeps the auth data out of logs: slog.Any("req", req) is safe.
+func (r AuthRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("remote", r.Remote), slog.String("edge", r.Edge),
+		slog.String("conn", r.Conn), slog.Int("body_bytes", len(r.Body)))
 }
 
 // AuthReply is the auth service's answer.

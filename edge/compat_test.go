@@ -60,47 +60,49 @@ func originalUnpack(t *testing.T, c net.Conn) originalMessage {
 
 // TestOriginalClient speaks exactly as the original framework's clients do.
 func TestOriginalClient(t *testing.T) {
-	st := newStack(t)
-	e := st.edge(Config{InnerPassword: "plex-inner"})
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		e := st.edge(Config{InnerPassword: "plex-inner"})
 
-	dev, err := net.Dial("tcp", e.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	if _, err := dev.Write(originalPack(t, originalMessage{URI: "/auth/server", Body: "uid:1"})); err != nil {
-		t.Fatal(err)
-	}
-	if m := originalUnpack(t, dev); m.URI != "/auth/success" {
-		t.Fatalf("got %+v", m)
-	}
-	if _, err := dev.Write(originalPack(t, originalMessage{URI: "/heartbeat"})); err != nil {
-		t.Fatal(err)
-	}
-	if m := originalUnpack(t, dev); m.URI != "/heartbeat" {
-		t.Fatalf("got %+v", m)
-	}
+		dev, err := net.Dial("tcp", e.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dev.Close()
+		if _, err := dev.Write(originalPack(t, originalMessage{URI: "/auth/server", Body: "uid:1"})); err != nil {
+			t.Fatal(err)
+		}
+		if m := originalUnpack(t, dev); m.URI != "/auth/success" {
+			t.Fatalf("got %+v", m)
+		}
+		if _, err := dev.Write(originalPack(t, originalMessage{URI: "/heartbeat"})); err != nil {
+			t.Fatal(err)
+		}
+		if m := originalUnpack(t, dev); m.URI != "/heartbeat" {
+			t.Fatalf("got %+v", m)
+		}
 
-	// The original push client: inner login, then /logic/send/msg.
-	pusher, err := net.Dial("tcp", e.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pusher.Close()
-	if _, err := pusher.Write(originalPack(t, originalMessage{URI: "/inner/auth/server", Body: "plex-inner"})); err != nil {
-		t.Fatal(err)
-	}
-	if m := originalUnpack(t, pusher); m.URI != "/auth/success" {
-		t.Fatalf("inner login: %+v", m)
-	}
-	send, _ := json.Marshal(map[string]string{"uid": "1", "body": `{"logic": 1}`, "uri": "/logic/test/1"})
-	if _, err := pusher.Write(originalPack(t, originalMessage{Seq: 5, URI: "/logic/send/msg", Body: string(send)})); err != nil {
-		t.Fatal(err)
-	}
-	m := originalUnpack(t, dev)
-	if m.URI != "/logic/test/1" || m.Body != `{"logic": 1}` {
-		t.Fatalf("pushed %+v", m)
-	}
+		// The original push client: inner login, then /logic/send/msg.
+		pusher, err := net.Dial("tcp", e.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pusher.Close()
+		if _, err := pusher.Write(originalPack(t, originalMessage{URI: "/inner/auth/server", Body: "plex-inner"})); err != nil {
+			t.Fatal(err)
+		}
+		if m := originalUnpack(t, pusher); m.URI != "/auth/success" {
+			t.Fatalf("inner login: %+v", m)
+		}
+		send, _ := json.Marshal(map[string]string{"uid": "1", "body": `{"logic": 1}`, "uri": "/logic/test/1"})
+		if _, err := pusher.Write(originalPack(t, originalMessage{Seq: 5, URI: "/logic/send/msg", Body: string(send)})); err != nil {
+			t.Fatal(err)
+		}
+		m := originalUnpack(t, dev)
+		if m.URI != "/logic/test/1" || m.Body != `{"logic": 1}` {
+			t.Fatalf("pushed %+v", m)
+		}
+	})
 }
 
 func TestInnerPushGuarded(t *testing.T) {

@@ -106,6 +106,12 @@ type Config struct {
 	// is served by one, so per-user order holds. Zero = GOMAXPROCS.
 	Dispatchers int
 
+	// GoroutinePerConn reads every connection with its own goroutine
+	// instead of the epoll loops (Linux). TLS connections always do.
+	GoroutinePerConn bool
+	// ReadLoops is the number of epoll loops. Zero = GOMAXPROCS.
+	ReadLoops int
+
 	// InnerPassword enables the original push client's protocol
 	// (/inner/auth/server, /logic/send/msg). Empty = disabled: the default
 	// password of the original is public knowledge.
@@ -188,8 +194,8 @@ func (c *Config) setDefaults() error {
 	if c.SendQueueBytes < c.MaxFrameSize+wire.HeaderSize {
 		errs = append(errs, fmt.Errorf("SendQueueBytes %d cannot hold one frame of MaxFrameSize %d", c.SendQueueBytes, c.MaxFrameSize))
 	}
-	if c.MaxConnections < 0 || c.MaxPendingAuth < 0 || c.BusQueueLen < 0 || c.Dispatchers < 0 {
-		errs = append(errs, errors.New("MaxConnections, MaxPendingAuth, BusQueueLen and Dispatchers must not be negative"))
+	if c.MaxConnections < 0 || c.MaxPendingAuth < 0 || c.BusQueueLen < 0 || c.Dispatchers < 0 || c.ReadLoops < 0 {
+		errs = append(errs, errors.New("MaxConnections, MaxPendingAuth, BusQueueLen, Dispatchers and ReadLoops must not be negative"))
 	}
 	if _, err := ParseDuplicatePolicy(string(c.DuplicateLogin)); err != nil {
 		errs = append(errs, err)

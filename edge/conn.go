@@ -67,6 +67,19 @@ type conn struct {
 
 	// Owned by the dispatcher serving this connection's user.
 	dirty bool
+
+	// The epoll read path (nil poller: a reader goroutine instead).
+	poller *poller
+	pfd    int32
+	rbuf   []byte // a frame cut across reads; owned by the poller loop
+}
+
+// maxFrame is the frame limit for the connection's current state.
+func (c *conn) maxFrame() int {
+	if c.state.Load() >= stateOpen {
+		return c.srv.cfg.MaxFrameSize
+	}
+	return c.srv.cfg.MaxAuthFrameSize
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -246,6 +259,9 @@ func (c *conn) closeSocket() {
 	c.end(ReasonShutdown) // no-op unless nothing ended it logically
 	if c.state.Swap(stateClosed) == stateClosed {
 		return
+	}
+	if c.poller != nil {
+		c.poller.remove(c)
 	}
 	c.nc.Close()
 	c.wmu.Lock()

@@ -19,40 +19,42 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestPushReachesUser(t *testing.T) {
-	st := newStack(t)
-	e := st.edge(Config{})
-	a := dial(t, e)
-	a.login("42")
-	a2 := dial(t, e)
-	a2.login("42")
-	b := dial(t, e)
-	b.login("7")
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		e := st.edge(Config{})
+		a := dial(t, e)
+		a.login("42")
+		a2 := dial(t, e)
+		a2.login("42")
+		b := dial(t, e)
+		b.login("7")
 
-	m := nats.NewMsg("plex.user.42")
-	m.Data = []byte("hello")
-	m.Header.Set(bus.HeaderURI, "/notify")
-	m.Header.Set(bus.HeaderSeq, "99")
-	if err := st.nc.PublishMsg(m); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*client{a, a2} {
-		got := c.expect("/notify")
-		if got.Body != "hello" || got.Seq != 99 {
-			t.Fatalf("got %+v", got)
-		}
-	}
-	for i := 1; i <= 3; i++ {
-		if err := st.nc.Publish("plex.user.42", []byte("n"+strconv.Itoa(i))); err != nil {
+		m := nats.NewMsg("plex.user.42")
+		m.Data = []byte("hello")
+		m.Header.Set(bus.HeaderURI, "/notify")
+		m.Header.Set(bus.HeaderSeq, "99")
+		if err := st.nc.PublishMsg(m); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for i := 1; i <= 3; i++ {
-		got := a.expect(wire.URIPush)
-		if got.Body != "n"+strconv.Itoa(i) || got.Seq != int64(i) {
-			t.Fatalf("push %d: default uri/seq/order: %+v", i, got)
+		for _, c := range []*client{a, a2} {
+			got := c.expect("/notify")
+			if got.Body != "hello" || got.Seq != 99 {
+				t.Fatalf("got %+v", got)
+			}
 		}
-	}
-	b.expectSilence(100 * time.Millisecond)
+		for i := 1; i <= 3; i++ {
+			if err := st.nc.Publish("plex.user.42", []byte("n"+strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 1; i <= 3; i++ {
+			got := a.expect(wire.URIPush)
+			if got.Body != "n"+strconv.Itoa(i) || got.Seq != int64(i) {
+				t.Fatalf("push %d: default uri/seq/order: %+v", i, got)
+			}
+		}
+		b.expectSilence(100 * time.Millisecond)
+	})
 }
 
 func TestAuthSuccessBody(t *testing.T) {
@@ -115,57 +117,59 @@ func TestPushAcrossNodes(t *testing.T) {
 }
 
 func TestAuthFailures(t *testing.T) {
-	st := newStack(t)
-	e := st.edge(Config{AuthTimeout: 300 * time.Millisecond, AuthRequestTimeout: 200 * time.Millisecond})
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		e := st.edge(Config{AuthTimeout: 300 * time.Millisecond, AuthRequestTimeout: 200 * time.Millisecond})
 
-	t.Run("refused", func(t *testing.T) {
-		c := dial(t, e)
-		c.send(wire.URIAuth, "wrong")
-		if m := c.expect(wire.URIAuthFailed); m.Body != "bad token" {
-			t.Fatalf("reason %q", m.Body)
-		}
-		c.expectClosed(2 * time.Second)
-	})
-	t.Run("garbage reply", func(t *testing.T) {
-		c := dial(t, e)
-		c.send(wire.URIAuth, "garbage")
-		if m := c.expect(wire.URIAuthFailed); m.Body != "auth unavailable" {
-			t.Fatalf("reason %q", m.Body)
-		}
-		c.expectClosed(2 * time.Second)
-	})
-	t.Run("slow auth service", func(t *testing.T) {
-		c := dial(t, e)
-		start := time.Now()
-		c.send(wire.URIAuth, "slow:1s")
-		if m := c.expect(wire.URIAuthFailed); m.Body != "auth timed out" {
-			t.Fatalf("reason %q", m.Body)
-		}
-		if d := time.Since(start); d > 900*time.Millisecond {
-			t.Fatalf("failure took %s, beyond the auth timeout", d)
-		}
-		c.expectClosed(2 * time.Second)
-	})
-	t.Run("auth timeout", func(t *testing.T) {
-		c := dial(t, e)
-		if m := c.expect(wire.URIAuthFailed); m.Body != "auth timeout" {
-			t.Fatalf("reason %q", m.Body)
-		}
-		c.expectClosed(2 * time.Second)
-	})
-	t.Run("data before auth", func(t *testing.T) {
-		c := dial(t, e)
-		c.send("/app/data", "x")
-		if m := c.expect(wire.URIAuthFailed); m.Body != "not authenticated" {
-			t.Fatalf("reason %q", m.Body)
-		}
-		c.expectClosed(2 * time.Second)
-	})
-	t.Run("heartbeat before auth", func(t *testing.T) {
-		c := dial(t, e)
-		c.send(wire.URIHeartbeat, "")
-		c.expect(wire.URIAuthFailed)
-		c.expectClosed(2 * time.Second)
+		t.Run("refused", func(t *testing.T) {
+			c := dial(t, e)
+			c.send(wire.URIAuth, "wrong")
+			if m := c.expect(wire.URIAuthFailed); m.Body != "bad token" {
+				t.Fatalf("reason %q", m.Body)
+			}
+			c.expectClosed(2 * time.Second)
+		})
+		t.Run("garbage reply", func(t *testing.T) {
+			c := dial(t, e)
+			c.send(wire.URIAuth, "garbage")
+			if m := c.expect(wire.URIAuthFailed); m.Body != "auth unavailable" {
+				t.Fatalf("reason %q", m.Body)
+			}
+			c.expectClosed(2 * time.Second)
+		})
+		t.Run("slow auth service", func(t *testing.T) {
+			c := dial(t, e)
+			start := time.Now()
+			c.send(wire.URIAuth, "slow:1s")
+			if m := c.expect(wire.URIAuthFailed); m.Body != "auth timed out" {
+				t.Fatalf("reason %q", m.Body)
+			}
+			if d := time.Since(start); d > 900*time.Millisecond {
+				t.Fatalf("failure took %s, beyond the auth timeout", d)
+			}
+			c.expectClosed(2 * time.Second)
+		})
+		t.Run("auth timeout", func(t *testing.T) {
+			c := dial(t, e)
+			if m := c.expect(wire.URIAuthFailed); m.Body != "auth timeout" {
+				t.Fatalf("reason %q", m.Body)
+			}
+			c.expectClosed(2 * time.Second)
+		})
+		t.Run("data before auth", func(t *testing.T) {
+			c := dial(t, e)
+			c.send("/app/data", "x")
+			if m := c.expect(wire.URIAuthFailed); m.Body != "not authenticated" {
+				t.Fatalf("reason %q", m.Body)
+			}
+			c.expectClosed(2 * time.Second)
+		})
+		t.Run("heartbeat before auth", func(t *testing.T) {
+			c := dial(t, e)
+			c.send(wire.URIHeartbeat, "")
+			c.expect(wire.URIAuthFailed)
+			c.expectClosed(2 * time.Second)
+		})
 	})
 }
 
@@ -188,26 +192,28 @@ func TestAuthServiceAbsent(t *testing.T) {
 }
 
 func TestHeartbeat(t *testing.T) {
-	st := newStack(t)
-	e := st.edge(Config{Heartbeat: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond})
-	alive := dial(t, e)
-	alive.login("a")
-	silent := dial(t, e)
-	silent.login("s")
-	start := time.Now()
-	for time.Since(start) < 900*time.Millisecond {
-		alive.send(wire.URIHeartbeat, "")
-		alive.expect(wire.URIHeartbeat)
-		time.Sleep(100 * time.Millisecond)
-	}
-	silent.expectClosed(time.Second)
-	// The live one still gets pushes.
-	if err := st.nc.Publish("plex.user.a", []byte("still here")); err != nil {
-		t.Fatal(err)
-	}
-	if m := alive.expect(wire.URIPush); m.Body != "still here" {
-		t.Fatalf("got %+v", m)
-	}
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		e := st.edge(Config{Heartbeat: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond})
+		alive := dial(t, e)
+		alive.login("a")
+		silent := dial(t, e)
+		silent.login("s")
+		start := time.Now()
+		for time.Since(start) < 900*time.Millisecond {
+			alive.send(wire.URIHeartbeat, "")
+			alive.expect(wire.URIHeartbeat)
+			time.Sleep(100 * time.Millisecond)
+		}
+		silent.expectClosed(time.Second)
+		// The live one still gets pushes.
+		if err := st.nc.Publish("plex.user.a", []byte("still here")); err != nil {
+			t.Fatal(err)
+		}
+		if m := alive.expect(wire.URIPush); m.Body != "still here" {
+			t.Fatalf("got %+v", m)
+		}
+	})
 }
 
 func TestPresenceEvents(t *testing.T) {
@@ -312,20 +318,22 @@ func TestDuplicatePolicies(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	st := newStack(t)
-	e := st.edge(Config{MaxConnections: 2})
-	a, b := dial(t, e), dial(t, e)
-	a.login("1")
-	b.login("2")
-	c := dial(t, e)
-	if m := c.expect(wire.URIAuthFailed); m.Body != "server full" {
-		t.Fatalf("reason %q", m.Body)
-	}
-	c.expectClosed(2 * time.Second)
-	a.c.Close()
-	waitFor(t, 2*time.Second, "slot freed", func() bool { return e.NumConns() == 1 })
-	d := dial(t, e)
-	d.login("3")
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		e := st.edge(Config{MaxConnections: 2})
+		a, b := dial(t, e), dial(t, e)
+		a.login("1")
+		b.login("2")
+		c := dial(t, e)
+		if m := c.expect(wire.URIAuthFailed); m.Body != "server full" {
+			t.Fatalf("reason %q", m.Body)
+		}
+		c.expectClosed(2 * time.Second)
+		a.c.Close()
+		waitFor(t, 2*time.Second, "slot freed", func() bool { return e.NumConns() == 1 })
+		d := dial(t, e)
+		d.login("3")
+	})
 }
 
 func TestKick(t *testing.T) {
@@ -409,52 +417,54 @@ func TestStatsPublished(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	st := newStack(t)
-	events := make(chan bus.Presence, 10)
-	sub, _ := bus.SubscribePresence(st.nc, func(p bus.Presence) {
-		if !p.Online {
-			events <- p
-		}
-	})
-	defer sub.Unsubscribe()
-	_ = st.nc.Flush()
-	nc := st0connect(t, st.ns)
-	e, err := New(Config{Addr: "127.0.0.1:0"}, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	a, b := dial(t, e), dial(t, e)
-	a.login("g1")
-	b.login("g2")
-	cancel()
-	a.expect(wire.URIReconnect)
-	b.expect(wire.URIReconnect)
-	a.expectClosed(2 * time.Second)
-	b.c.Close()
-	select {
-	case err := <-done:
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		events := make(chan bus.Presence, 10)
+		sub, _ := bus.SubscribePresence(st.nc, func(p bus.Presence) {
+			if !p.Online {
+				events <- p
+			}
+		})
+		defer sub.Unsubscribe()
+		_ = st.nc.Flush()
+		nc := st0connect(t, st.ns)
+		e, err := New(Config{Addr: "127.0.0.1:0", GoroutinePerConn: goroutinePerConn}, nc)
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		a, b := dial(t, e), dial(t, e)
+		a.login("g1")
+		b.login("g2")
+		cancel()
+		a.expect(wire.URIReconnect)
+		b.expect(wire.URIReconnect)
+		a.expectClosed(2 * time.Second)
+		b.c.Close()
 		select {
-		case p := <-events:
-			if p.Reason != string(ReasonShutdown) {
-				t.Fatalf("offline reason %q", p.Reason)
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("missing offline presence")
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return")
 		}
-	}
-	if _, err := dialRaw(e.Addr().String()); err == nil {
-		t.Fatal("still accepting after shutdown")
-	}
+		for i := 0; i < 2; i++ {
+			select {
+			case p := <-events:
+				if p.Reason != string(ReasonShutdown) {
+					t.Fatalf("offline reason %q", p.Reason)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("missing offline presence")
+			}
+		}
+		if _, err := dialRaw(e.Addr().String()); err == nil {
+			t.Fatal("still accepting after shutdown")
+		}
+	})
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -74,12 +74,31 @@ func (st *stack) startAuth() {
 	st.auth = sub
 }
 
+// goroutinePerConn selects the read path of the edges tests start; see eachReadPath.
+var goroutinePerConn bool
+
+// eachReadPath runs f once with the epoll read path and once with a reader
+// goroutine per connection: every protocol behaviour must hold on both.
+func eachReadPath(t *testing.T, f func(t *testing.T)) {
+	for _, mode := range []struct {
+		name      string
+		goroutine bool
+	}{{"epoll", false}, {"goroutine", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			goroutinePerConn = mode.goroutine
+			defer func() { goroutinePerConn = false }()
+			f(t)
+		})
+	}
+}
+
 // edge starts an edge on the stack; it is shut down at cleanup.
 func (st *stack) edge(cfg Config) *Server {
 	st.t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
+	cfg.GoroutinePerConn = cfg.GoroutinePerConn || goroutinePerConn
 	nc := st0connect(st.t, st.ns)
 	s, err := New(cfg, nc)
 	if err != nil {

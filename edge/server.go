@@ -32,6 +32,8 @@ type Server struct {
 	metrics   *metrics
 	reg       *registry
 	shards    []*dispatcher
+	pollers   []*poller
+	nextPoll  atomic.Uint32
 	authSem   chan struct{}
 	connSeq   atomic.Uint64
 	draining  atomic.Bool
@@ -96,6 +98,22 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for i := 0; i < n; i++ {
 		s.shards = append(s.shards, newDispatcher(s, cfg.BusQueueLen/n+1))
+	}
+	if !cfg.GoroutinePerConn && cfg.TLS == nil && pollSupported {
+		loops := cfg.ReadLoops
+		if loops == 0 {
+			loops = runtime.GOMAXPROCS(0)
+		}
+		for i := 0; i < loops; i++ {
+			p, err := newPoller(s)
+			if err != nil {
+				s.closePollers()
+				ln.Close()
+				s.metrics.unregister(cfg.Registerer)
+				return nil, err
+			}
+			s.pollers = append(s.pollers, p)
+		}
 	}
 	return s, nil
 }
@@ -163,6 +181,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, d := range s.shards {
 		s.goBackground(d.run)
 	}
+	for _, p := range s.pollers {
+		s.goBackground(p.run)
+	}
 	s.goBackground(s.sweepLoop)
 	s.goBackground(s.statsLoop)
 	s.goBackground(s.watchBus)
@@ -179,7 +200,11 @@ func (s *Server) Run(ctx context.Context) error {
 	<-acceptDone
 	err := s.drain()
 	s.cancel()
+	for _, p := range s.pollers {
+		p.stop()
+	}
 	s.wg.Wait()
+	s.closePollers()
 	if ferr := s.bus.FlushTimeout(2 * time.Second); ferr != nil && s.bus.IsConnected() {
 		s.log.Warn("flush bus on shutdown", "err", ferr)
 	}
@@ -194,10 +219,18 @@ func (s *Server) Close() error {
 	s.runOnce.Do(func() { ran = true })
 	if ran {
 		s.cancel()
+		s.closePollers()
 		s.metrics.unregister(s.cfg.Registerer)
 		return s.ln.Close()
 	}
 	return nil
+}
+
+func (s *Server) closePollers() {
+	for _, p := range s.pollers {
+		p.close()
+	}
+	s.pollers = nil
 }
 
 func (s *Server) goBackground(f func()) {
@@ -246,6 +279,12 @@ func (s *Server) accept(nc net.Conn) {
 	if full {
 		s.refuseFull(c)
 		return
+	}
+	if len(s.pollers) > 0 && c.raw != nil {
+		p := s.pollers[int(s.nextPoll.Add(1))%len(s.pollers)]
+		if err := p.add(c); err == nil {
+			return
+		}
 	}
 	s.wg.Add(1)
 	go c.readLoop()
