@@ -25,7 +25,7 @@ func (c *conn) startAuth(body string) {
 	case s.authSem <- struct{}{}:
 	default:
 		s.metrics.auths.WithLabelValues("busy").Inc()
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, "server busy, retry later")
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailServerBusy)
 		return
 	}
 	s.wg.Add(1)
@@ -41,7 +41,7 @@ func (c *conn) authenticate(body string) {
 	start := time.Now()
 	if !s.bus.IsConnected() {
 		s.metrics.observeAuth("unavailable", start)
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, "auth unavailable")
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
 		return
 	}
 	timeout := min(s.cfg.AuthRequestTimeout, time.Until(time.Unix(0, c.deadline.Load())))
@@ -52,12 +52,12 @@ func (c *conn) authenticate(body string) {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.metrics.observeAuth("timeout", start)
 		c.logger().Warn("auth service timed out", "after", time.Since(start).Round(time.Millisecond))
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, "auth timed out")
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthTimedOut)
 		return
 	case err != nil:
 		s.metrics.observeAuth("unavailable", start)
 		c.logger().Warn("auth unavailable", "err", err)
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, "auth unavailable")
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
 		return
 	case !rep.OK:
 		s.metrics.observeAuth("refused", start)
@@ -81,7 +81,7 @@ func (c *conn) login(ctx context.Context, uid string) bool {
 	s := c.srv
 	if s.cfg.DuplicateLogin == DuplicateRejectNew && s.onlineAnywhere(ctx, uid) {
 		s.metrics.auths.WithLabelValues("duplicate").Inc()
-		c.fail(ReasonDuplicate, wire.URIAuthFailed, "already logged in")
+		c.fail(ReasonDuplicate, wire.URIAuthFailed, wire.FailAlreadyLoggedIn)
 		return false
 	}
 	c.wmu.Lock()
@@ -91,7 +91,7 @@ func (c *conn) login(ctx context.Context, uid string) bool {
 	if err != nil {
 		if !errors.Is(err, errEnded) {
 			c.logger().Error("subscribe user", "err", err)
-			c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, "auth unavailable")
+			c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
 		}
 		return false
 	}
@@ -147,9 +147,9 @@ func (c *conn) innerAuth(password string) {
 	s := c.srv
 	if s.cfg.InnerPassword == "" || subtle.ConstantTimeCompare([]byte(password), []byte(s.cfg.InnerPassword)) != 1 {
 		s.metrics.auths.WithLabelValues("refused").Inc()
-		reason := "inner push refused"
+		reason := wire.FailInnerRefused
 		if s.cfg.InnerPassword == "" {
-			reason = "inner push disabled"
+			reason = wire.FailInnerDisabled
 		}
 		c.logger().Warn("inner auth refused", "reason", reason)
 		c.fail(ReasonAuthFailed, wire.URIAuthFailed, reason)

@@ -18,7 +18,7 @@ const (
 	DefaultAuthTimeout      = 30 * time.Second
 	DefaultHeartbeat        = 60 * time.Second
 	DefaultHeartbeatTimeout = 120 * time.Second
-	DefaultAuthRequest      = 5 * time.Second
+	DefaultAuthRequest      = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultSendQueueBytes   = 256 << 10
 	DefaultStatsInterval    = 5 * time.Second
@@ -59,15 +59,17 @@ type Config struct {
 	// hostname plus a random suffix, new on every start.
 	ID string
 	// Advertise is the host:port clients should dial, published in stats for
-	// host discovery. Empty = the listener's address (with the wildcard host
-	// replaced by the first non-loopback IP, or 127.0.0.1).
+	// host discovery; a bare host takes the listener's port. Empty = the
+	// listener's address (with the wildcard host replaced by the first
+	// non-loopback IP, or 127.0.0.1).
 	Advertise string
 
 	// AuthTimeout: a connection must authenticate within this long of
 	// accept, or it is closed. Zero = 30 s.
 	AuthTimeout time.Duration
 	// AuthRequestTimeout bounds one request to the auth service (and never
-	// exceeds what is left of AuthTimeout). Zero = 5 s.
+	// exceeds what is left of AuthTimeout). Zero = 10 s, above the auth
+	// service's own verify timeout (5 s) so its clear answer arrives first.
 	AuthRequestTimeout time.Duration
 	// MaxPendingAuth bounds auth requests in flight; beyond it a login is
 	// refused with "server busy". Zero = 4096.

@@ -170,7 +170,7 @@ func (c *conn) handleFrame(p []byte) {
 		case wire.URIInnerAuth:
 			c.innerAuth(m.Body)
 		default:
-			c.fail(ReasonNotAuthenticated, wire.URIAuthFailed, "not authenticated")
+			c.fail(ReasonNotAuthenticated, wire.URIAuthFailed, wire.FailNotAuthenticated)
 		}
 	case stateAuthing:
 		switch m.URI {
@@ -179,7 +179,7 @@ func (c *conn) handleFrame(p []byte) {
 		case wire.URIAuth, wire.URIInnerAuth:
 			// A repeated login while the first is pending: ignore it.
 		default:
-			c.fail(ReasonNotAuthenticated, wire.URIAuthFailed, "not authenticated")
+			c.fail(ReasonNotAuthenticated, wire.URIAuthFailed, wire.FailNotAuthenticated)
 		}
 	case stateOpen, stateInner:
 		c.touch()

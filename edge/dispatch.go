@@ -176,7 +176,7 @@ func (d *dispatcher) kick(m *nats.Msg, conns []*conn) {
 		if c.id == spare {
 			continue
 		}
-		c.fail(ReasonKicked, wire.URIAuthFailed, "kicked: logged in elsewhere")
+		c.fail(ReasonKicked, wire.URIAuthFailed, wire.FailKicked)
 		n++
 	}
 	if m.Reply != "" {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,8 +84,12 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 		heartbeatSecs: int((cfg.Heartbeat + time.Second - 1) / time.Second),
 	}
 	s.advertise = cfg.Advertise
-	if s.advertise == "" {
+	switch {
+	case s.advertise == "":
 		s.advertise = advertiseAddr(ln.Addr())
+	case !strings.Contains(s.advertise, ":") || strings.HasSuffix(s.advertise, "]"):
+		// A bare host: the port is the listener's.
+		s.advertise = net.JoinHostPort(strings.Trim(s.advertise, "[]"), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
 	s.metrics = newMetrics(func() float64 { return float64(s.NumConns()) })
 	if err := s.metrics.register(cfg.Registerer); err != nil {
@@ -295,7 +300,7 @@ func (s *Server) accept(nc net.Conn) {
 func (s *Server) refuseFull(c *conn) {
 	s.metrics.disconnects.WithLabelValues(string(ReasonServerFull)).Inc()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	frame := wire.AppendFrame(nil, s.cfg.ByteOrder, &wire.Message{URI: wire.URIAuthFailed, Body: "server full"})
+	frame := wire.AppendFrame(nil, s.cfg.ByteOrder, &wire.Message{URI: wire.URIAuthFailed, Body: wire.FailServerFull})
 	_, _ = c.nc.Write(frame)
 	c.nc.Close()
 }

@@ -1,6 +1,10 @@
 package edge
 
-import "time"
+import (
+	"time"
+
+	"github.com/plexbus/plex/wire"
+)
 
 // sweepLoop enforces the auth, idle and linger deadlines of every
 // connection from one goroutine, so a connection needs no timer of its own.
@@ -27,7 +31,7 @@ func (s *Server) sweepLoop() {
 		for i, c := range expired {
 			switch c.state.Load() {
 			case stateNew, stateAuthing:
-				c.fail(ReasonAuthTimeout, "/auth/failed", "auth timeout")
+				c.fail(ReasonAuthTimeout, wire.URIAuthFailed, wire.FailAuthTimeout)
 			case stateOpen, stateInner:
 				c.close(ReasonIdle)
 			default:

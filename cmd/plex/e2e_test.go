@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// plexBin builds the plex binary once per test run.
+var plexBin = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "plex-e2e-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "plex")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func buildPlex(t *testing.T) string {
+	t.Helper()
+	bin, err := plexBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// proc is a plex subprocess whose output the test reads.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    bytes.Buffer
+	errOut bytes.Buffer
+	done   chan error
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, done: make(chan error, 1)}
+	p.cmd = exec.Command(buildPlex(t), args...)
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "PLEX_LOG_LEVEL=warn")
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.out}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.errOut}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *proc) stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.errOut.String()
+}
+
+// waitOut waits until stdout matches re and returns the first submatch.
+func (p *proc) waitOut(re *regexp.Regexp, d time.Duration) []string {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(p.stdout()); m != nil {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("stdout never matched %s\nstdout:\n%s\nstderr:\n%s", re, p.stdout(), p.stderr())
+	return nil
+}
+
+func (p *proc) wait(d time.Duration) int {
+	p.t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		return 0
+	case <-time.After(d):
+		p.t.Fatalf("process did not exit within %s\nstderr:\n%s", d, p.stderr())
+		return -1
+	}
+}
+
+func runPlex(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, buildPlex(t), args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+var (
+	natsRe = regexp.MustCompile(`nats   (nats://127\.0\.0\.1:\d+)`)
+	edgeRe = regexp.MustCompile(`edge   (127\.0\.0\.1:\d+)`)
+	apiRe  = regexp.MustCompile(`api    (http://127\.0\.0\.1:\d+)`)
+)
+
+// TestDevEndToEnd: plex dev on free ports, plex client as a device, pushes
+// from plex push and from HTTP, then SIGINT.
+func TestDevEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	dev := start(t, dir, "dev", "--port", "0", "--http-port", "0", "--nats-port", "0")
+	natsURL := dev.waitOut(natsRe, 15*time.Second)[1]
+	edgeAddr := dev.waitOut(edgeRe, time.Second)[1]
+	apiURL := dev.waitOut(apiRe, time.Second)[1]
+	if !strings.Contains(dev.stdout(), "plex push 42") || !strings.Contains(dev.stdout(), "plex presence") {
+		t.Fatalf("banner lacks the try-it lines:\n%s", dev.stdout())
+	}
+
+	watcher := start(t, dir, "presence", "--nats", natsURL, "--json")
+	waitUntil(t, 10*time.Second, "presence watcher subscribed", func() bool {
+		return strings.Contains(watcher.stderr(), "watching plex.presence")
+	})
+	cl := start(t, dir, "client", "--uid", "42", "--addr", edgeAddr, "--count", "2")
+	viaHost := start(t, dir, "client", "--uid", "43", "--host-url", apiURL+"/plex/v1/host", "--count", "1", "--json")
+	waitUntil(t, 10*time.Second, "both clients online", func() bool {
+		_, _, c1 := runPlex(t, "online", "42", "--nats", natsURL)
+		_, _, c2 := runPlex(t, "online", "43", "--nats", natsURL)
+		return c1 == 0 && c2 == 0
+	})
+
+	out, errOut, code := runPlex(t, "push", "42", "hello from the cli", "--uri", "/notify", "--wait", "--nats", natsURL)
+	if code != 0 || !strings.Contains(out, "delivered to 1 connection") {
+		t.Fatalf("plex push: code %d\n%s%s", code, out, errOut)
+	}
+	req, _ := http.NewRequest("POST", apiURL+"/plex/v1/push?wait=1", strings.NewReader(`{"uids":["42","43"],"body":"hello over http"}`))
+	req.Header.Set("Authorization", "Bearer plex-inner")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"delivered":2`) {
+		t.Fatalf("HTTP push: %d %s", resp.StatusCode, body)
+	}
+
+	if code := cl.wait(10 * time.Second); code != 0 {
+		t.Fatalf("client exit %d: %s", code, cl.stderr())
+	}
+	lines := strings.Split(strings.TrimSpace(cl.stdout()), "\n")
+	if len(lines) != 2 || lines[0] != "[1] /notify hello from the cli" || lines[1] != "[2] /push hello over http" {
+		t.Fatalf("client printed:\n%s", cl.stdout())
+	}
+	if code := viaHost.wait(10 * time.Second); code != 0 || !strings.Contains(viaHost.stdout(), `"body":"hello over http"`) {
+		t.Fatalf("host-url client exit %d printed %q", code, viaHost.stdout())
+	}
+	_, _, code = runPlex(t, "online", "42", "--api", apiURL, "--inner-password", "plex-inner")
+	if code != 3 {
+		t.Fatalf("plex online of a user who left: exit %d, want 3", code)
+	}
+	waitUntil(t, 5*time.Second, "presence events "+watcher.stdout(), func() bool {
+		s := watcher.stdout()
+		return strings.Count(s, `"online":true`) >= 2 && strings.Count(s, `"online":false`) >= 2
+	})
+
+	startStop := time.Now()
+	if err := dev.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := dev.wait(5 * time.Second); code != 0 {
+		t.Fatalf("plex dev exit %d after SIGINT\n%s", code, dev.stderr())
+	}
+	t.Logf("plex dev stopped %s after SIGINT", time.Since(startStop).Round(time.Millisecond))
+	_ = watcher.cmd.Process.Signal(syscall.SIGINT)
+	if code := watcher.wait(5 * time.Second); code != 0 {
+		t.Fatalf("plex presence exit %d", code)
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHelpAndUsage: every command's help has examples and env variables;
+// usage errors exit 2 with one line; env variables set flags.
+func TestHelpAndUsage(t *testing.T) {
+	root := newRoot()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		out, _, code := runPlex(t, c.Name(), "--help")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "[$PLEX_") {
+			t.Errorf("plex %s --help: exit %d, examples or env missing:\n%s", c.Name(), code, out)
+		}
+	}
+	_, errOut, code := runPlex(t, "edge", "--byte-order", "middle")
+	if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.HasPrefix(errOut, "plex: ") {
+		t.Errorf("bad flag value: exit %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = runPlex(t, "push")
+	if code != 2 {
+		t.Errorf("push without args: exit %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = runPlex(t, "online", "not.a.uid")
+	if code != 2 || !strings.Contains(errOut, "invalid uid") {
+		t.Errorf("invalid uid: exit %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = runPlex(t, "api")
+	if code != 2 || !strings.Contains(errOut, "--inner-password") {
+		t.Errorf("api without password: exit %d, stderr %q", code, errOut)
+	}
+	// An env variable reaches the flag: an unreachable NATS from PLEX_NATS.
+	cmd := exec.Command(buildPlex(t), "online", "42", "--timeout", "1s")
+	cmd.Env = append(os.Environ(), "PLEX_NATS=nats://127.0.0.1:1")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "127.0.0.1:1") {
+		t.Errorf("PLEX_NATS not applied: exit %d, %s", cmd.ProcessState.ExitCode(), out)
+	}
+	cmd = exec.Command(buildPlex(t), "edge", "--port", "1")
+	cmd.Env = append(os.Environ(), "PLEX_BYTE_ORDER=sideways")
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "byte-order") {
+		t.Errorf("bad env value: exit %d, %s", cmd.ProcessState.ExitCode(), out)
+	}
+}

@@ -1,0 +1,34 @@
+package wire
+
+import "strings"
+
+// Bodies of /auth/failed that the edge itself sends. A verifier's own
+// refusals ("invalid token", "token expired", …) come on top of these.
+// Clients tell a temporary failure, worth retrying with backoff and the
+// same credentials, from a refusal with TemporaryFailure.
+const (
+	FailAuthUnavailable  = "auth unavailable"            // no auth service answered, or the bus is down
+	FailAuthTimedOut     = "auth timed out"              // the auth service did not answer in time
+	FailAuthTimeout      = "auth timeout"                // no login within the edge's AuthTimeout
+	FailServerBusy       = "server busy, retry later"    // too many logins in flight
+	FailServerFull       = "server full"                 // MaxConnections reached
+	FailNotAuthenticated = "not authenticated"           // data before login
+	FailAlreadyLoggedIn  = "already logged in"           // duplicate-login policy reject-new
+	FailKicked           = "kicked: logged in elsewhere" // a newer login or an operator's kick
+	FailInnerDisabled    = "inner push disabled"
+	FailInnerRefused     = "inner push refused"
+)
+
+// TemporaryFailure reports whether an /auth/failed reason says nothing about
+// the credentials: the same login may succeed later.
+func TemporaryFailure(reason string) bool {
+	switch strings.TrimSpace(reason) {
+	case FailAuthUnavailable, FailAuthTimedOut, FailAuthTimeout, FailServerBusy, FailServerFull:
+		return true
+	}
+	return false
+}
+
+// Kicked reports whether an /auth/failed reason is a kick: clients should
+// not log in again on their own, or two devices would kick each other forever.
+func Kicked(reason string) bool { return strings.HasPrefix(strings.TrimSpace(reason), "kicked") }
