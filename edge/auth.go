@@ -25,6 +25,7 @@ func (c *conn) startAuth(body string) {
 	case s.authSem <- struct{}{}:
 	default:
 		s.metrics.auths.WithLabelValues("busy").Inc()
+		s.metrics.limited.WithLabelValues("pending_auth").Inc()
 		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailServerBusy)
 		return
 	}

@@ -156,7 +156,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 func TestFramesSplitAnywhere(t *testing.T) {
 	eachReadPath(t, func(t *testing.T) {
 		st := newStack(t)
-		e := st.edge(Config{})
+		e := st.edge(Config{ClientFrameRate: -1})
 		c := dial(t, e)
 		var stream []byte
 		stream = append(stream, 0, 0, 0, 0)

@@ -91,6 +91,19 @@ type Config struct {
 	MaxAuthFrameSize int
 	// MaxConnections refuses connections beyond this many. 0 = unlimited.
 	MaxConnections int
+	// FailedAuthRate and FailedAuthBurst bound failed logins (refusals,
+	// auth timeouts, garbage before login) per remote IP: a token bucket of
+	// FailedAuthBurst refilled at FailedAuthRate per second. An address
+	// with none left is refused at accept with "too many failed logins".
+	// Zero = 10/s, burst 100 (generous: carrier NAT puts many devices
+	// behind one address); a negative rate turns it off.
+	FailedAuthRate  float64
+	FailedAuthBurst int
+	// ClientFrameRate and ClientFrameBurst bound the frames one client may
+	// send (heartbeats, application data): beyond them it is closed as
+	// rate_limited. Zero = 10/s, burst 50; a negative rate turns it off.
+	ClientFrameRate  float64
+	ClientFrameBurst int
 	// DuplicateLogin policy. Empty = multi.
 	DuplicateLogin DuplicatePolicy
 
@@ -167,6 +180,18 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BusQueueLen == 0 {
 		c.BusQueueLen = DefaultBusQueueLen
+	}
+	if c.FailedAuthRate == 0 {
+		c.FailedAuthRate = 10
+	}
+	if c.FailedAuthBurst == 0 {
+		c.FailedAuthBurst = 100
+	}
+	if c.ClientFrameRate == 0 {
+		c.ClientFrameRate = 10
+	}
+	if c.ClientFrameBurst == 0 {
+		c.ClientFrameBurst = 50
 	}
 	if c.DuplicateLogin == "" {
 		c.DuplicateLogin = DuplicateMulti

@@ -68,6 +68,9 @@ type conn struct {
 	// Owned by the dispatcher serving this connection's user.
 	dirty bool
 
+	// Owned by the read path.
+	frames frameBucket
+
 	// The epoll read path (nil poller: a reader goroutine instead).
 	poller *poller
 	pfd    int32
@@ -152,6 +155,9 @@ func readReason(err error, c *conn) Reason {
 
 // handleFrame runs one client frame through the protocol state machine.
 func (c *conn) handleFrame(p []byte) {
+	if c.state.Load() >= stateClosing {
+		return // what a closing client still sends is discarded
+	}
 	var m wire.Message
 	if err := wire.DecodeInto(p, &m); err != nil {
 		c.srv.metrics.badFrames.WithLabelValues("bad_payload").Inc()
@@ -161,6 +167,11 @@ func (c *conn) handleFrame(p []byte) {
 	}
 	if c.srv.cfg.ShowTrace {
 		c.logger().Debug("frame in", "seq", m.Seq, "uri", m.URI, "body", m.Body)
+	}
+	if cfg := &c.srv.cfg; cfg.ClientFrameRate > 0 && !c.frames.allow(time.Now().UnixNano(), float32(cfg.ClientFrameRate), float32(cfg.ClientFrameBurst)) {
+		c.srv.metrics.limited.WithLabelValues("frame_rate").Inc()
+		c.close(ReasonRateLimited)
+		return
 	}
 	switch st := c.state.Load(); st {
 	case stateNew:
@@ -237,6 +248,11 @@ func (c *conn) end(r Reason) bool {
 		prev = c.state.Load()
 	}
 	s.metrics.disconnects.WithLabelValues(string(r)).Inc()
+	if prev < stateOpen && failedLogin(r) {
+		if ip, ok := remoteIP(c.nc.RemoteAddr()); ok {
+			s.failedIPs.fail(ip, time.Now())
+		}
+	}
 	if prev == stateOpen {
 		s.reg.remove(c)
 	}
@@ -252,6 +268,16 @@ func (c *conn) end(r Reason) bool {
 		c.logger().Debug("connection ended", "reason", string(r))
 	}
 	return true
+}
+
+// failedLogin says which ends of an unauthenticated connection count
+// against its address.
+func failedLogin(r Reason) bool {
+	switch r {
+	case ReasonAuthFailed, ReasonAuthTimeout, ReasonNotAuthenticated, ReasonBadFrame, ReasonFrameTooLarge, ReasonRateLimited:
+		return true
+	}
+	return false
 }
 
 // closeSocket closes the socket once; the reader then ends too.

@@ -22,6 +22,7 @@ type metrics struct {
 	innerPushes   prometheus.Counter
 	refusedPushes prometheus.Counter // reserved uri or larger than a frame
 	busResyncs    prometheus.Counter
+	limited       *prometheus.CounterVec // limit: max_conns, failed_auth_ip, frame_rate, pending_auth
 	collectors    []prometheus.Collector
 }
 
@@ -71,6 +72,12 @@ func newMetrics(connCount func() float64) *metrics {
 			Name: "plex_edge_bus_resyncs_total", Help: "Presence re-announcements after a bus reconnect.",
 		}),
 	}
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plex_edge_limited_total", Help: "Connections turned away or closed by a limit.",
+	}, []string{"limit"})
+	for _, l := range []string{"max_conns", "failed_auth_ip", "frame_rate", "pending_auth"} {
+		m.limited.WithLabelValues(l)
+	}
 	for _, r := range authResults {
 		m.auths.WithLabelValues(r)
 	}
@@ -84,7 +91,7 @@ func newMetrics(connCount func() float64) *metrics {
 		m.badFrames.WithLabelValues(k)
 	}
 	m.collectors = []prometheus.Collector{m.conns, m.accepted, m.auths, m.authLatency, m.disconnects,
-		m.pushesIn, m.pushesOut, m.pushLatency, m.queueDrops, m.badFrames, m.innerPushes, m.refusedPushes, m.busResyncs}
+		m.pushesIn, m.pushesOut, m.pushLatency, m.queueDrops, m.badFrames, m.innerPushes, m.refusedPushes, m.busResyncs, m.limited}
 	return m
 }
 

@@ -22,6 +22,7 @@ const (
 	ReasonKicked           Reason = "kicked"            // Plex-Op: kick or a newer login
 	ReasonDuplicate        Reason = "duplicate_login"   // refused by reject-new
 	ReasonServerFull       Reason = "server_full"       // MaxConnections reached
+	ReasonRateLimited      Reason = "rate_limited"      // too many frames, or too many failed logins from its address
 	ReasonShutdown         Reason = "shutdown"          // the edge is draining
 )
 
@@ -29,5 +30,5 @@ var allReasons = []Reason{
 	ReasonClientClosed, ReasonReadError, ReasonWriteError, ReasonSlow,
 	ReasonAuthTimeout, ReasonAuthFailed, ReasonAuthUnavailable, ReasonIdle,
 	ReasonFrameTooLarge, ReasonBadFrame, ReasonNotAuthenticated, ReasonKicked,
-	ReasonDuplicate, ReasonServerFull, ReasonShutdown,
+	ReasonDuplicate, ReasonServerFull, ReasonRateLimited, ReasonShutdown,
 }

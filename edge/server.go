@@ -36,6 +36,7 @@ type Server struct {
 	pollers   []*poller
 	nextPoll  atomic.Uint32
 	authSem   chan struct{}
+	failedIPs *ipLimiter
 	connSeq   atomic.Uint64
 	draining  atomic.Bool
 	ctx       context.Context // ends when Run's shutdown has finished draining
@@ -80,6 +81,7 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 		started:       time.Now().UTC(),
 		reg:           newRegistry(),
 		authSem:       make(chan struct{}, cfg.MaxPendingAuth),
+		failedIPs:     newIPLimiter(cfg.FailedAuthRate, cfg.FailedAuthBurst),
 		conns:         make(map[*conn]struct{}),
 		heartbeatSecs: int((cfg.Heartbeat + time.Second - 1) / time.Second),
 	}
@@ -274,6 +276,11 @@ func (s *Server) accept(nc net.Conn) {
 		// The handshake runs in the reader under the auth deadline.
 		nc = tlsServer(nc, s.cfg.TLS)
 	}
+	if ip, ok := remoteIP(nc.RemoteAddr()); ok && s.failedIPs.blocked(ip, time.Now()) {
+		s.metrics.limited.WithLabelValues("failed_auth_ip").Inc()
+		s.refuse(nc, wire.FailTooManyFailures)
+		return
+	}
 	c := newConn(s, nc)
 	s.connsMu.Lock()
 	full := s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections
@@ -282,7 +289,9 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	s.connsMu.Unlock()
 	if full {
-		s.refuseFull(c)
+		s.metrics.limited.WithLabelValues("max_conns").Inc()
+		s.metrics.disconnects.WithLabelValues(string(ReasonServerFull)).Inc()
+		s.refuse(nc, wire.FailServerFull)
 		return
 	}
 	if len(s.pollers) > 0 && c.raw != nil {
@@ -295,14 +304,15 @@ func (s *Server) accept(nc net.Conn) {
 	go c.readLoop()
 }
 
-// refuseFull tells the client why and closes, without a goroutine: one
-// small write to a fresh socket does not block.
-func (s *Server) refuseFull(c *conn) {
-	s.metrics.disconnects.WithLabelValues(string(ReasonServerFull)).Inc()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	frame := wire.AppendFrame(nil, s.cfg.ByteOrder, &wire.Message{URI: wire.URIAuthFailed, Body: wire.FailServerFull})
-	_, _ = c.nc.Write(frame)
-	c.nc.Close()
+// refuse tells a just-accepted client why and closes, without a
+// goroutine: one small write to a fresh socket does not block (a TLS
+// handshake might, so TLS clients just see the close).
+func (s *Server) refuse(nc net.Conn, reason string) {
+	if s.cfg.TLS == nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = nc.Write(wire.AppendFrame(nil, s.cfg.ByteOrder, &wire.Message{URI: wire.URIAuthFailed, Body: reason}))
+	}
+	nc.Close()
 }
 
 func (s *Server) removeConn(c *conn) {

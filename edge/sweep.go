@@ -14,6 +14,7 @@ func (s *Server) sweepLoop() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var expired []*conn
+	sweeps := 0
 	for {
 		select {
 		case <-t.C:
@@ -40,5 +41,8 @@ func (s *Server) sweepLoop() {
 			expired[i] = nil
 		}
 		expired = expired[:0]
+		if sweeps++; sweeps%(int(time.Minute/tick)+1) == 0 {
+			s.failedIPs.sweep(time.Now())
+		}
 	}
 }

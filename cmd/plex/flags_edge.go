@@ -35,6 +35,10 @@ type edgeFlags struct {
 	drainTimeout     time.Duration
 	tlsCert, tlsKey  string
 	showTrace        bool
+	failedAuthRate   float64
+	failedAuthBurst  int
+	frameRate        float64
+	frameBurst       int
 }
 
 func (e *edgeFlags) register(fs *pflag.FlagSet) {
@@ -55,6 +59,10 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&e.innerPassword, "inner-password", "", "enable the original push client protocol with this password (empty = disabled)")
 	fs.Var(dur(&e.statsInterval, edge.DefaultStatsInterval), "stats-interval", "interval of plex.edge.stats")
 	fs.Var(dur(&e.drainTimeout, edge.DefaultDrainTimeout), "drain-timeout", "bound on a graceful shutdown")
+	fs.Float64Var(&e.failedAuthRate, "failed-auth-rate", 10, "failed logins allowed per remote IP per second, after the burst (negative = no limit)")
+	fs.IntVar(&e.failedAuthBurst, "failed-auth-burst", 100, "failed logins a remote IP may make at once")
+	fs.Float64Var(&e.frameRate, "client-frame-rate", 10, "frames a client may send per second, after the burst (negative = no limit)")
+	fs.IntVar(&e.frameBurst, "client-frame-burst", 50, "frames a client may send at once")
 	fs.StringVar(&e.tlsCert, "tls-cert", "", "serve TLS to devices with this certificate (with --tls-key)")
 	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key")
 	fs.BoolVar(&e.showTrace, "show-trace", false, "log every frame at debug level, bodies included (development only)")
@@ -90,6 +98,10 @@ func (e *edgeFlags) config(log *slog.Logger) (edge.Config, error) {
 		StatsInterval:      e.statsInterval,
 		DrainTimeout:       e.drainTimeout,
 		ShowTrace:          e.showTrace,
+		FailedAuthRate:     e.failedAuthRate,
+		FailedAuthBurst:    e.failedAuthBurst,
+		ClientFrameRate:    e.frameRate,
+		ClientFrameBurst:   e.frameBurst,
 		Logger:             log.With("part", "edge"),
 		Version:            version,
 	}
