@@ -48,7 +48,7 @@ func (c *conn) authenticate(body string) {
 	timeout := min(s.cfg.AuthRequestTimeout, time.Until(time.Unix(0, c.deadline.Load())))
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	rep, err := bus.RequestAuth(ctx, s.bus, bus.AuthRequest{Body: body, Remote: c.remote, Edge: s.id, Conn: c.id})
+	rep, err := bus.RequestAuth(ctx, s.bus, bus.AuthRequest{Body: body, Remote: c.remote, Edge: s.id, Conn: c.id()})
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.metrics.observeAuth("timeout", start)
@@ -108,7 +108,7 @@ func (c *conn) login(ctx context.Context, uid string) bool {
 	c.touch()
 	if s.cfg.DuplicateLogin == DuplicateKickOld {
 		// Every edge holding uid, this one included, closes the others.
-		if err := bus.Kick(s.bus, uid, c.id); err != nil {
+		if err := bus.Kick(s.bus, uid, c.id()); err != nil {
 			c.logger().Warn("kick older logins", "err", err)
 		}
 	}

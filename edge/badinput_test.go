@@ -194,3 +194,29 @@ func TestFramesSplitAnywhere(t *testing.T) {
 		c.expect(wire.URIHeartbeat)
 	})
 }
+
+// TestWriteDeadline: a client that stops reading, with a send queue too
+// large to overflow, is closed once its socket has taken nothing for
+// WriteTimeout.
+func TestWriteDeadline(t *testing.T) {
+	eachReadPath(t, func(t *testing.T) {
+		st := newStack(t)
+		reg := prometheus.NewRegistry()
+		e := st.edge(Config{SendQueueBytes: 64 << 20, WriteTimeout: 300 * time.Millisecond, Registerer: reg})
+		stuck := dial(t, e)
+		stuck.login("stuck")
+		body := bytes.Repeat([]byte("y"), 32<<10)
+		start := time.Now()
+		for e.NumUsers() == 1 && time.Since(start) < 10*time.Second {
+			for i := 0; i < 64; i++ {
+				_ = st.nc.Publish("plex.user.stuck", body)
+			}
+			_ = st.nc.Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+		waitFor(t, 5*time.Second, "stalled client closed", func() bool { return e.NumUsers() == 0 })
+		if n := testutil.ToFloat64(e.metrics.disconnects.WithLabelValues(string(ReasonSlow))); n != 1 {
+			t.Fatalf("slow_consumer disconnects %v", n)
+		}
+	})
+}

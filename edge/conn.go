@@ -5,10 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/plexbus/plex/bus"
@@ -30,51 +30,48 @@ const (
 // to read its last frame and hang up before the socket is closed anyway.
 const linger = time.Second
 
-// conn is one client connection.
+// conn is one client connection. It is kept small: an idle connection
+// costs this struct, its user's subscription, and nothing else in the
+// epoll path (no goroutine, no buffer, no net.Conn).
 type conn struct {
-	// Immutable after accept.
+	// Immutable after accept. Exactly one of fd (epoll path: the socket,
+	// owned by poller) or nc (goroutine path: TLS, GoroutinePerConn, not
+	// Linux) is in use; fd is -1 on the goroutine path.
 	srv    *Server
 	nc     net.Conn
-	raw    syscall.RawConn // nil for TLS: writes then always go through a flusher
-	id     string
+	poller *poller
+	fd     int32
+	num    uint64 // the id is srv.id-num
 	remote string
-	since  time.Time
+	since  int64 // unix nanos
 
 	state    atomic.Int32
 	deadline atomic.Int64 // unix nanos: auth, idle or linger deadline, by state
-	ended    atomic.Bool  // logical close done (unregistered, presence sent)
+	// blockedAt is when the socket stopped taking bytes (epoll path), 0 when
+	// it takes them; written under wmu, read by the sweeper.
+	blockedAt atomic.Int64
+	ended     atomic.Bool // logical close done (unregistered, presence sent)
 
 	// uid is set by the login under wmu before the state becomes open; read
 	// it under wmu, or without a lock after observing stateOpen.
 	uid string
 
-	// reason is the Reason of the first close; guarded by wmu.
-	reason Reason
-
 	// The write side, guarded by wmu.
 	wmu       sync.Mutex
 	out       []byte // queued bytes not yet handed to the socket
-	inflight  int    // bytes a flusher is writing outside the lock
-	flushing  bool   // a flusher goroutine owns the socket's write side
+	seq       int64  // edge-assigned seq of the last push
+	inflight  int32  // bytes a flusher is writing outside the lock (goroutine path)
+	flushing  bool   // a flusher goroutine, or the poller on EPOLLOUT, owns writing
 	wclosed   bool   // no more frames accepted
 	finAfter  bool   // half-close the socket once out is written
-	seq       int64  // edge-assigned seq of the last push
 	announced bool   // online presence was published
-	wn        int    // result of the last direct write (see writeDirect)
-	werr      error
-	wbuf      []byte
-	writeFn   func(fd uintptr) bool
 
 	// Owned by the dispatcher serving this connection's user.
 	dirty bool
 
 	// Owned by the read path.
 	frames frameBucket
-
-	// The epoll read path (nil poller: a reader goroutine instead).
-	poller *poller
-	pfd    int32
-	rbuf   []byte // a frame cut across reads; owned by the poller loop
+	rbuf   []byte // epoll path: a frame cut across reads
 }
 
 // maxFrame is the frame limit for the connection's current state.
@@ -85,27 +82,18 @@ func (c *conn) maxFrame() int {
 	return c.srv.cfg.MaxAuthFrameSize
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	n := s.connSeq.Add(1)
-	c := &conn{
-		srv:    s,
-		nc:     nc,
-		id:     s.id + "-" + strconv.FormatUint(n, 10),
-		remote: nc.RemoteAddr().String(),
-		since:  time.Now(),
-	}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
-			c.writeFn = c.writeDirectFD
-		}
-	}
-	c.deadline.Store(c.since.Add(s.cfg.AuthTimeout).UnixNano())
+func newConn(s *Server, nc net.Conn, fd int32, remote string) *conn {
+	now := time.Now()
+	c := &conn{srv: s, nc: nc, fd: fd, num: s.connSeq.Add(1), remote: remote, since: now.UnixNano()}
+	c.deadline.Store(now.Add(s.cfg.AuthTimeout).UnixNano())
 	return c
 }
 
+// id names the connection on the bus: the edge's id and a number.
+func (c *conn) id() string { return c.srv.id + "-" + strconv.FormatUint(c.num, 10) }
+
 func (c *conn) logger() *slog.Logger {
-	l := c.srv.log.With("conn", c.id, "remote", c.remote)
+	l := c.srv.log.With("conn", c.id(), "remote", c.remote)
 	c.wmu.Lock()
 	uid := c.uid
 	c.wmu.Unlock()
@@ -249,15 +237,14 @@ func (c *conn) end(r Reason) bool {
 	}
 	s.metrics.disconnects.WithLabelValues(string(r)).Inc()
 	if prev < stateOpen && failedLogin(r) {
-		if ip, ok := remoteIP(c.nc.RemoteAddr()); ok {
-			s.failedIPs.fail(ip, time.Now())
+		if ap, err := netip.ParseAddrPort(c.remote); err == nil {
+			s.failedIPs.fail(ap.Addr().Unmap(), time.Now())
 		}
 	}
 	if prev == stateOpen {
 		s.reg.remove(c)
 	}
 	c.wmu.Lock()
-	c.reason = r
 	announced := c.announced
 	c.announced = false
 	c.wmu.Unlock()
@@ -280,23 +267,28 @@ func failedLogin(r Reason) bool {
 	return false
 }
 
-// closeSocket closes the socket once; the reader then ends too.
+// closeSocket closes the socket once; the reader then ends too. On the
+// epoll path no write can follow (wclosed is set under wmu first) and the
+// poller itself closes the fd, so the number is never reused under a read.
 func (c *conn) closeSocket() {
 	c.end(ReasonShutdown) // no-op unless nothing ended it logically
 	if c.state.Swap(stateClosed) == stateClosed {
 		return
 	}
-	if c.poller != nil {
-		c.poller.remove(c)
-	}
-	c.nc.Close()
 	c.wmu.Lock()
 	c.wclosed = true
-	if !c.flushing && c.out != nil {
-		putBuf(c.out)
+	if !c.flushing || c.fd >= 0 {
+		if c.out != nil {
+			putBuf(c.out)
+		}
 		c.out = nil
 	}
 	c.wmu.Unlock()
+	if c.fd >= 0 {
+		c.poller.release(c)
+	} else {
+		c.nc.Close()
+	}
 	c.srv.removeConn(c)
 }
 
@@ -305,5 +297,5 @@ type handshaker interface{ Handshake() error }
 
 // info describes the connection for presence replies.
 func (c *conn) info() bus.ConnInfo {
-	return bus.ConnInfo{ID: c.id, Edge: c.srv.id, Remote: c.remote, Since: c.since.UTC()}
+	return bus.ConnInfo{ID: c.id(), Edge: c.srv.id, Remote: c.remote, Since: time.Unix(0, c.since).UTC()}
 }

@@ -14,7 +14,7 @@ import (
 
 // maxBatch bounds how many bus messages a dispatcher takes before flushing
 // sockets, so latency stays low under load.
-const maxBatch = 256
+const maxBatch = 4096
 
 // dispatcher writes the bus messages of its share of users to their
 // sockets. All messages of one user go through one dispatcher, so each
@@ -73,6 +73,7 @@ type pending struct {
 
 func (d *dispatcher) handle(batch []*nats.Msg) {
 	start := time.Now()
+	d.srv.metrics.batches.Observe(float64(len(batch)))
 	var replies []pending
 	var targets [8]*conn
 	delivered := 0
@@ -173,7 +174,7 @@ func (d *dispatcher) kick(m *nats.Msg, conns []*conn) {
 	spare := m.Header.Get(bus.HeaderConn)
 	n := 0
 	for _, c := range conns {
-		if c.id == spare {
+		if c.id() == spare {
 			continue
 		}
 		c.fail(ReasonKicked, wire.URIAuthFailed, wire.FailKicked)

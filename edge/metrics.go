@@ -23,6 +23,8 @@ type metrics struct {
 	refusedPushes prometheus.Counter // reserved uri or larger than a frame
 	busResyncs    prometheus.Counter
 	limited       *prometheus.CounterVec // limit: max_conns, failed_auth_ip, frame_rate, pending_auth
+	socketWrites  prometheus.Counter     // write calls to client sockets (frames per write = pushes_out / this)
+	batches       prometheus.Histogram   // bus messages per dispatcher batch
 	collectors    []prometheus.Collector
 }
 
@@ -72,6 +74,13 @@ func newMetrics(connCount func() float64) *metrics {
 			Name: "plex_edge_bus_resyncs_total", Help: "Presence re-announcements after a bus reconnect.",
 		}),
 	}
+	m.socketWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "plex_edge_socket_writes_total", Help: "Write calls to client sockets; pushes and control frames per call show how well writes batch.",
+	})
+	m.batches = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "plex_edge_dispatch_batch_messages", Help: "Bus messages taken per dispatcher batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 7),
+	})
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plex_edge_limited_total", Help: "Connections turned away or closed by a limit.",
 	}, []string{"limit"})
@@ -91,7 +100,7 @@ func newMetrics(connCount func() float64) *metrics {
 		m.badFrames.WithLabelValues(k)
 	}
 	m.collectors = []prometheus.Collector{m.conns, m.accepted, m.auths, m.authLatency, m.disconnects,
-		m.pushesIn, m.pushesOut, m.pushLatency, m.queueDrops, m.badFrames, m.innerPushes, m.refusedPushes, m.busResyncs, m.limited}
+		m.pushesIn, m.pushesOut, m.pushLatency, m.queueDrops, m.badFrames, m.innerPushes, m.refusedPushes, m.busResyncs, m.limited, m.socketWrites, m.batches}
 	return m
 }
 

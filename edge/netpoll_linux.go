@@ -5,8 +5,12 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,22 +23,21 @@ const pollSupported = true
 // none of their own.
 const readBufSize = 64 << 10
 
-// poller is an epoll loop reading many connections from one goroutine, so
-// an idle connection costs no goroutine and no buffer. Writes do not go
-// through it: they are direct non-blocking writes or a flusher goroutine.
+// poller is an epoll loop owning many client sockets: it reads them, writes
+// what a socket could not take at once when it becomes writable, and is
+// the only closer of their fds. An idle connection costs no goroutine and
+// no buffer.
 type poller struct {
 	srv  *Server
 	epfd int
-	wake int // eventfd that wakes the loop for shutdown
+	wake int          // eventfd that wakes the loop
+	lfd  atomic.Int32 // the listener's fd, if this loop accepts; -1 otherwise
 
-	mu    sync.Mutex
-	conns map[int32]*conn // by fd
+	mu      sync.Mutex
+	conns   map[int32]*conn // by fd
+	toClose []int32         // fds released by other goroutines, closed by the loop
 
-	// Owned by the loop goroutine.
-	buf    []byte
-	n      int
-	err    error
-	readFn func(fd uintptr) bool
+	buf []byte // owned by the loop goroutine
 }
 
 func newPoller(s *Server) (*poller, error) {
@@ -53,51 +56,83 @@ func newPoller(s *Server) (*poller, error) {
 		return nil, fmt.Errorf("edge: epoll add eventfd: %w", err)
 	}
 	p := &poller{srv: s, epfd: epfd, wake: wake, conns: make(map[int32]*conn), buf: make([]byte, readBufSize)}
-	p.readFn = p.readFD
+	p.lfd.Store(-1)
 	return p, nil
 }
 
-// add starts reading c from this loop.
+const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP
+
+// add starts serving c's socket from this loop; c.poller is p already.
 func (p *poller) add(c *conn) error {
-	var fd int32 = -1
-	if err := c.raw.Control(func(f uintptr) { fd = int32(f) }); err != nil {
-		return err
-	}
-	c.pfd = fd
-	c.poller = p // before the table publishes c to the loop
 	p.mu.Lock()
-	p.conns[fd] = c
+	p.conns[c.fd] = c
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: fd}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev); err != nil {
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &unix.EpollEvent{Events: readEvents, Fd: c.fd}); err != nil {
 		p.mu.Lock()
-		delete(p.conns, fd)
+		delete(p.conns, c.fd)
 		p.mu.Unlock()
-		c.poller = nil // no event can have come: the loop never saw c
 		return fmt.Errorf("edge: epoll add: %w", err)
 	}
 	return nil
 }
 
-// remove stops reading c; called once, before its socket is closed.
-func (p *poller) remove(c *conn) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.pfd), nil)
-	p.mu.Lock()
-	if p.conns[c.pfd] == c {
-		delete(p.conns, c.pfd)
+// wantWrite turns EPOLLOUT interest on or off. c.wmu is held.
+func (p *poller) wantWrite(c *conn, on bool) {
+	ev := uint32(readEvents)
+	if on {
+		ev |= unix.EPOLLOUT
 	}
-	p.mu.Unlock()
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &unix.EpollEvent{Events: ev, Fd: c.fd})
 }
 
-// stop wakes the loop so it sees the server's context is done.
-func (p *poller) stop() {
-	var one = [8]byte{1}
+// release stops serving c: the peer sees the close at once, and the loop
+// closes the fd between two batches of events, so its number cannot be
+// reused under a read in progress.
+func (p *poller) release(c *conn) {
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
+	p.mu.Lock()
+	if p.conns[c.fd] == c {
+		delete(p.conns, c.fd)
+	}
+	first := len(p.toClose) == 0
+	p.toClose = append(p.toClose, c.fd)
+	p.mu.Unlock()
+	if first {
+		p.signal()
+	}
+}
+
+func (p *poller) signal() {
+	one := [8]byte{1}
 	_, _ = unix.Write(p.wake, one[:])
 }
 
+// stop wakes the loop so it sees the server's context is done.
+func (p *poller) stop() { p.signal() }
+
+// close frees the loop's own fds and any client fd still held; the loop
+// has returned.
 func (p *poller) close() {
+	p.closeReleased()
+	p.mu.Lock()
+	for fd := range p.conns {
+		unix.Close(int(fd))
+	}
+	p.conns = map[int32]*conn{}
+	p.mu.Unlock()
 	unix.Close(p.wake)
 	unix.Close(p.epfd)
+}
+
+func (p *poller) closeReleased() {
+	p.mu.Lock()
+	fds := p.toClose
+	p.toClose = nil
+	p.mu.Unlock()
+	for _, fd := range fds {
+		unix.Close(int(fd))
+	}
 }
 
 func (p *poller) run() {
@@ -112,57 +147,52 @@ func (p *poller) run() {
 			return
 		}
 		for i := 0; i < n; i++ {
-			fd := events[i].Fd
-			if fd == int32(p.wake) {
+			ev := &events[i]
+			if ev.Fd == int32(p.wake) {
+				var b [8]byte
+				_, _ = unix.Read(p.wake, b[:])
 				select {
 				case <-p.srv.ctx.Done():
+					p.closeReleased()
 					return
 				default:
-					var b [8]byte
-					_, _ = unix.Read(p.wake, b[:])
-					continue
 				}
+				continue
+			}
+			if ev.Fd == p.lfd.Load() {
+				p.acceptReady(ev.Fd)
+				continue
 			}
 			p.mu.Lock()
-			c := p.conns[fd]
+			c := p.conns[ev.Fd]
 			p.mu.Unlock()
-			if c != nil {
+			if c == nil {
+				continue
+			}
+			if ev.Events&unix.EPOLLOUT != 0 {
+				c.writable()
+			}
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				p.readable(c)
 			}
 		}
+		p.closeReleased()
 	}
-}
-
-// readFD is the raw read, a method value made once per poller so the read
-// path allocates nothing.
-func (p *poller) readFD(fd uintptr) bool {
-	n, err := syscall.Read(int(fd), p.buf)
-	if n < 0 {
-		n = 0
-	}
-	p.n, p.err = n, err
-	return true // never park: epoll says when to come back
 }
 
 // readable reads what c has (one read per event; epoll is level-triggered,
 // so more data brings another event) and runs its complete frames.
 func (p *poller) readable(c *conn) {
-	p.n, p.err = 0, nil
-	if err := c.raw.Read(p.readFn); err != nil {
-		return // closed meanwhile
-	}
+	n, err := unix.Read(int(c.fd), p.buf)
 	switch {
-	case p.err == nil && p.n == 0:
+	case n > 0:
+		p.consume(c, p.buf[:n])
+	case err == nil:
 		c.close(ReasonClientClosed)
-		return
-	case p.err != nil:
-		if errors.Is(p.err, syscall.EAGAIN) || errors.Is(p.err, syscall.EINTR) {
-			return
-		}
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+	default:
 		c.close(ReasonReadError)
-		return
 	}
-	p.consume(c, p.buf[:p.n])
 }
 
 // consume splits data into frames; a frame cut across reads waits in
@@ -175,7 +205,7 @@ func (p *poller) consume(c *conn, data []byte) {
 			return // discard what a closing client still sends
 		}
 		limit := c.maxFrame()
-		if len(c.rbuf) > 0 || cap(c.rbuf) > 0 {
+		if len(c.rbuf) > 0 {
 			var ok bool
 			if data, ok = p.completePending(c, data, limit); !ok {
 				return
@@ -202,7 +232,7 @@ func (p *poller) consume(c *conn, data []byte) {
 
 // completePending feeds data into the partial frame in c.rbuf. It returns
 // the unused rest, and false when nothing more can be done now.
-func (p *poller) completePending(c *conn, data []byte, max int) ([]byte, bool) {
+func (p *poller) completePending(c *conn, data []byte, limit int) ([]byte, bool) {
 	if len(c.rbuf) < wire.HeaderSize {
 		take := min(wire.HeaderSize-len(c.rbuf), len(data))
 		c.rbuf = append(c.rbuf, data[:take]...)
@@ -211,7 +241,7 @@ func (p *poller) completePending(c *conn, data []byte, max int) ([]byte, bool) {
 			return nil, false
 		}
 		size := p.srv.cfg.ByteOrder.Uint32(c.rbuf)
-		if uint64(size) > uint64(max) {
+		if uint64(size) > uint64(limit) {
 			c.srv.metrics.badFrames.WithLabelValues("too_large").Inc()
 			c.close(ReasonFrameTooLarge)
 			return nil, false
@@ -235,4 +265,100 @@ func (p *poller) completePending(c *conn, data []byte, max int) ([]byte, bool) {
 	c.rbuf = nil
 	c.handleFrame(frame[wire.HeaderSize:])
 	return data, true
+}
+
+// writeFD is one non-blocking write.
+func writeFD(fd int32, b []byte) (int, error) {
+	n, err := unix.Write(int(fd), b)
+	if n < 0 {
+		n = 0
+	}
+	return n, err
+}
+
+func shutdownWrite(fd int32) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) }
+
+// listen makes this loop accept on the listener's fd with accept4, so a
+// connection is a bare fd: no net.Conn, no runtime poll descriptor, no
+// address objects.
+func (p *poller) listen(ln net.Listener) error {
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var fd int32 = -1
+	if err := rc.Control(func(f uintptr) { fd = int32(f) }); err != nil {
+		return err
+	}
+	p.lfd.Store(fd)
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: fd}); err != nil {
+		p.lfd.Store(-1)
+		return fmt.Errorf("edge: epoll add listener: %w", err)
+	}
+	return nil
+}
+
+// unlisten stops accepting; call it before closing the listener, so its
+// fd number cannot come back as a client's while still taken for the
+// listener's.
+func (p *poller) unlisten() {
+	if fd := p.lfd.Swap(-1); fd >= 0 {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+	}
+}
+
+// acceptReady accepts every pending connection on lfd.
+func (p *poller) acceptReady(lfd int32) {
+	s := p.srv
+	for {
+		nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+			s.acceptFD(nfd, sa)
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+		default:
+			// Out of file descriptors and the like: the listener stays
+			// readable, so pause this loop a little rather than spin.
+			s.log.Warn("accept failed", "err", err)
+			time.Sleep(20 * time.Millisecond)
+			return
+		}
+	}
+}
+
+func (s *Server) acceptFD(fd int, sa unix.Sockaddr) {
+	s.metrics.accepted.Inc()
+	var ap netip.AddrPort
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		ap = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		ap = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	if s.failedIPs.blocked(ap.Addr(), time.Now()) {
+		s.metrics.limited.WithLabelValues("failed_auth_ip").Inc()
+		refuseFD(fd, s.cfg.ByteOrder, wire.FailTooManyFailures)
+		return
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c := newConn(s, nil, int32(fd), ap.String())
+	p := s.pollers[int(s.nextPoll.Add(1))%len(s.pollers)]
+	c.poller = p // before register publishes c to the sweeper
+	if !s.register(c) {
+		refuseFD(fd, s.cfg.ByteOrder, wire.FailServerFull)
+		return
+	}
+	if err := p.add(c); err != nil {
+		s.log.Error("register connection", "err", err)
+		c.close(ReasonReadError)
+	}
+}
+
+// refuseFD tells a just-accepted client why and closes it: one small write
+// to a fresh socket does not block.
+func refuseFD(fd int, order wire.Order, reason string) {
+	_, _ = unix.Write(fd, wire.AppendFrame(nil, order, &wire.Message{URI: wire.URIAuthFailed, Body: reason}))
+	unix.Close(fd)
 }

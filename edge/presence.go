@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Server) publishPresence(c *conn, online bool, r Reason) {
-	p := bus.Presence{UID: c.uid, Online: online, Edge: s.id, Conn: c.id, Remote: c.remote, At: time.Now().UTC()}
+	p := bus.Presence{UID: c.uid, Online: online, Edge: s.id, Conn: c.id(), Remote: c.remote, At: time.Now().UTC()}
 	if !online {
 		p.Reason = string(r)
 	}
@@ -62,7 +62,7 @@ func (s *Server) watchBus() {
 			}
 			conns := s.reg.all()
 			for _, c := range conns {
-				p := bus.Presence{UID: c.uid, Online: true, Edge: s.id, Conn: c.id, Remote: c.remote, At: time.Now().UTC(), Resync: true}
+				p := bus.Presence{UID: c.uid, Online: true, Edge: s.id, Conn: c.id(), Remote: c.remote, At: time.Now().UTC(), Resync: true}
 				_ = bus.PublishPresence(s.bus, p)
 			}
 			s.metrics.busResyncs.Inc()

@@ -191,18 +191,28 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, p := range s.pollers {
 		s.goBackground(p.run)
 	}
+	if len(s.pollers) > 0 {
+		if err := s.pollers[0].listen(s.ln); err != nil {
+			return fmt.Errorf("edge: accept via epoll: %w", err)
+		}
+	}
 	s.goBackground(s.sweepLoop)
 	s.goBackground(s.statsLoop)
 	s.goBackground(s.watchBus)
 	acceptDone := make(chan struct{})
 	go func() {
 		defer close(acceptDone)
-		s.acceptLoop()
+		if len(s.pollers) == 0 {
+			s.acceptLoop()
+		}
 	}()
 	s.log.Info("edge listening", "addr", s.ln.Addr().String(), "advertise", s.advertise)
 
 	<-ctx.Done()
 	s.log.Info("edge shutting down", "conns", s.NumConns())
+	if len(s.pollers) > 0 {
+		s.pollers[0].unlisten()
+	}
 	s.ln.Close()
 	<-acceptDone
 	err := s.drain()
@@ -248,6 +258,8 @@ func (s *Server) goBackground(f func()) {
 	}()
 }
 
+// acceptLoop is the goroutine path's accept: a net.Conn per client (TLS,
+// GoroutinePerConn, or no epoll on this system).
 func (s *Server) acceptLoop() {
 	var backoff time.Duration
 	for {
@@ -269,19 +281,26 @@ func (s *Server) acceptLoop() {
 }
 
 func (s *Server) accept(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	if s.cfg.TLS != nil {
-		// The handshake runs in the reader under the auth deadline.
-		nc = tlsServer(nc, s.cfg.TLS)
-	}
 	if ip, ok := remoteIP(nc.RemoteAddr()); ok && s.failedIPs.blocked(ip, time.Now()) {
 		s.metrics.limited.WithLabelValues("failed_auth_ip").Inc()
 		s.refuse(nc, wire.FailTooManyFailures)
 		return
 	}
-	c := newConn(s, nc)
+	if s.cfg.TLS != nil {
+		// The handshake runs in the reader under the auth deadline.
+		nc = tlsServer(nc, s.cfg.TLS)
+	}
+	c := newConn(s, nc, -1, nc.RemoteAddr().String())
+	if !s.register(c) {
+		s.refuse(nc, wire.FailServerFull)
+		return
+	}
+	s.wg.Add(1)
+	go c.readLoop()
+}
+
+// register adds c to the open connections unless MaxConnections is reached.
+func (s *Server) register(c *conn) bool {
 	s.connsMu.Lock()
 	full := s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections
 	if !full {
@@ -291,17 +310,8 @@ func (s *Server) accept(nc net.Conn) {
 	if full {
 		s.metrics.limited.WithLabelValues("max_conns").Inc()
 		s.metrics.disconnects.WithLabelValues(string(ReasonServerFull)).Inc()
-		s.refuse(nc, wire.FailServerFull)
-		return
 	}
-	if len(s.pollers) > 0 && c.raw != nil {
-		p := s.pollers[int(s.nextPoll.Add(1))%len(s.pollers)]
-		if err := p.add(c); err == nil {
-			return
-		}
-	}
-	s.wg.Add(1)
-	go c.readLoop()
+	return !full
 }
 
 // refuse tells a just-accepted client why and closes, without a

@@ -6,10 +6,10 @@ import (
 	"github.com/plexbus/plex/wire"
 )
 
-// sweepLoop enforces the auth, idle and linger deadlines of every
+// sweepLoop enforces the auth, idle, linger and write deadlines of every
 // connection from one goroutine, so a connection needs no timer of its own.
 func (s *Server) sweepLoop() {
-	tick := min(s.cfg.AuthTimeout, s.cfg.HeartbeatTimeout, linger) / 4
+	tick := min(s.cfg.AuthTimeout, s.cfg.HeartbeatTimeout, linger, s.cfg.WriteTimeout) / 4
 	tick = min(max(tick, 5*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -24,12 +24,18 @@ func (s *Server) sweepLoop() {
 		now := time.Now().UnixNano()
 		s.connsMu.RLock()
 		for c := range s.conns {
-			if c.deadline.Load() < now {
+			if c.deadline.Load() < now || c.writeStalled(now) {
 				expired = append(expired, c)
 			}
 		}
 		s.connsMu.RUnlock()
 		for i, c := range expired {
+			if c.writeStalled(now) {
+				s.metrics.queueDrops.WithLabelValues("conn").Inc()
+				c.close(ReasonSlow)
+				expired[i] = nil
+				continue
+			}
 			switch c.state.Load() {
 			case stateNew, stateAuthing:
 				c.fail(ReasonAuthTimeout, wire.URIAuthFailed, wire.FailAuthTimeout)

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"errors"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -39,20 +38,23 @@ func (c *conn) buf() []byte {
 	return c.out
 }
 
-// errQueueFull is returned by enqueue when a connection is a slow consumer.
+// errQueueFull is returned by enqueuePush when a connection is a slow consumer.
 var errQueueFull = errors.New("edge: send queue full")
+
+// errWriteClosed is returned by enqueuePush after the last frame.
+var errWriteClosed = errors.New("edge: connection closed for writing")
 
 // enqueuePush queues one pushed frame. hasSeq says whether the publisher set
 // Plex-Seq; else the connection's own counter supplies it. It reports
 // errQueueFull when the frame does not fit in the send queue.
 func (c *conn) enqueuePush(seq int64, hasSeq bool, uri string, body []byte) error {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.wclosed {
-		c.wmu.Unlock()
-		return net.ErrClosed
+		return errWriteClosed
 	}
-	if len(c.out)+c.inflight+wire.HeaderSize+len(body)+len(uri)+64 > c.srv.cfg.SendQueueBytes && len(c.out)+c.inflight > 0 {
-		c.wmu.Unlock()
+	queued := len(c.out) + int(c.inflight)
+	if queued > 0 && queued+wire.HeaderSize+len(body)+len(uri)+64 > c.srv.cfg.SendQueueBytes {
 		return errQueueFull
 	}
 	if !hasSeq {
@@ -60,7 +62,6 @@ func (c *conn) enqueuePush(seq int64, hasSeq bool, uri string, body []byte) erro
 		seq = c.seq
 	}
 	c.out = wire.AppendFrameParts(c.buf(), c.srv.cfg.ByteOrder, seq, uri, body)
-	c.wmu.Unlock()
 	return nil
 }
 
@@ -76,37 +77,23 @@ func (c *conn) sendControl(uri, body string) {
 	c.flush()
 }
 
-// flush hands queued bytes to the socket: one direct non-blocking write
-// when possible (no goroutine, no copy), else a flusher goroutine that
-// blocks under the write deadline.
+// flush hands queued bytes to the socket. On the epoll path: one direct
+// non-blocking write (no goroutine, no copy); what the socket does not take
+// waits for the poller to see it writable. On the goroutine path: a
+// flusher goroutine that blocks under the write deadline.
 func (c *conn) flush() {
 	c.wmu.Lock()
-	if c.flushing || len(c.out) == 0 {
+	if c.flushing || len(c.out) == 0 || c.state.Load() == stateClosed {
 		c.wmu.Unlock()
 		return
 	}
-	if c.state.Load() == stateClosed {
+	if c.fd >= 0 {
+		err := c.writeOutLocked()
 		c.wmu.Unlock()
-		return
-	}
-	if c.raw != nil {
-		n, err := c.writeDirect(c.out)
-		switch {
-		case err == nil && n == len(c.out):
-			putBuf(c.out)
-			c.out = nil
-			fin := c.finAfter
-			c.wmu.Unlock()
-			if fin {
-				c.halfClose()
-			}
-			return
-		case err != nil && !errors.Is(err, syscall.EAGAIN):
-			c.wmu.Unlock()
+		if err != nil {
 			c.close(ReasonWriteError)
-			return
 		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+		return
 	}
 	c.flushing = true
 	c.wmu.Unlock()
@@ -114,30 +101,60 @@ func (c *conn) flush() {
 	go c.flushLoop()
 }
 
-// writeDirect makes one non-blocking write attempt. wmu held.
-func (c *conn) writeDirect(b []byte) (int, error) {
-	c.wbuf, c.wn, c.werr = b, 0, nil
-	if err := c.raw.Write(c.writeFn); err != nil {
-		c.wbuf = nil
-		return 0, err
+// writeOutLocked writes the queue on the epoll path until the socket stops
+// taking bytes, then asks the poller to finish when it is writable. wmu held.
+func (c *conn) writeOutLocked() error {
+	for len(c.out) > 0 {
+		c.srv.metrics.socketWrites.Inc()
+		n, err := writeFD(c.fd, c.out)
+		if n > 0 {
+			c.out = c.out[:copy(c.out, c.out[n:])]
+			continue
+		}
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if errors.Is(err, syscall.EAGAIN) {
+			if !c.flushing {
+				c.flushing = true
+				c.blockedAt.Store(time.Now().UnixNano())
+				c.poller.wantWrite(c, true)
+			}
+			return nil
+		}
+		return err
 	}
-	c.wbuf = nil
-	return c.wn, c.werr
+	putBuf(c.out)
+	c.out = nil
+	c.blockedAt.Store(0)
+	if c.flushing {
+		c.flushing = false
+		c.poller.wantWrite(c, false)
+	}
+	if c.finAfter {
+		c.finAfter = false
+		shutdownWrite(c.fd)
+	}
+	return nil
 }
 
-// writeDirectFD is the raw write; a method value stored once per connection
-// so the push path allocates no closure.
-func (c *conn) writeDirectFD(fd uintptr) bool {
-	n, err := syscall.Write(int(fd), c.wbuf)
-	if n < 0 {
-		n = 0
+// writable is the poller's EPOLLOUT callback.
+func (c *conn) writable() {
+	c.wmu.Lock()
+	if !c.flushing || c.state.Load() == stateClosed {
+		c.wmu.Unlock()
+		return
 	}
-	c.wn, c.werr = n, err
-	return true // never wait for writability here; the flusher does that
+	err := c.writeOutLocked()
+	c.wmu.Unlock()
+	if err != nil {
+		c.close(ReasonWriteError)
+	}
 }
 
 // flushLoop writes the queue with blocking writes under the write deadline
-// until it is empty. It owns the socket's write side while it runs.
+// until it is empty (goroutine path). It owns the socket's write side
+// while it runs.
 func (c *conn) flushLoop() {
 	defer c.srv.wg.Done()
 	for {
@@ -149,18 +166,20 @@ func (c *conn) flushLoop() {
 				c.out = nil
 			}
 			fin := c.finAfter && c.state.Load() != stateClosed
+			c.finAfter = false
 			c.wmu.Unlock()
 			if fin {
-				c.halfClose()
+				c.halfCloseNet()
 			}
 			return
 		}
 		b := c.out
 		c.out = nil
-		c.inflight = len(b)
+		c.inflight = int32(len(b))
 		c.wmu.Unlock()
 
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		c.srv.metrics.socketWrites.Inc()
 		_, err := c.nc.Write(b)
 		putBuf(b)
 		c.wmu.Lock()
@@ -181,9 +200,9 @@ func (c *conn) flushLoop() {
 	}
 }
 
-// halfClose sends FIN after the last frame so the client reads it and
+// halfCloseNet sends FIN after the last frame so the client reads it and
 // hangs up; the reader then sees EOF and closes the socket.
-func (c *conn) halfClose() {
+func (c *conn) halfCloseNet() {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := c.nc.(closeWriter); ok {
 		if cw.CloseWrite() == nil {
@@ -191,6 +210,13 @@ func (c *conn) halfClose() {
 		}
 	}
 	c.closeSocket()
+}
+
+// writeStalled reports whether the socket has taken no bytes for longer
+// than the write timeout (epoll path; the sweeper closes such clients).
+func (c *conn) writeStalled(now int64) bool {
+	at := c.blockedAt.Load()
+	return at != 0 && now-at > int64(c.srv.cfg.WriteTimeout)
 }
 
 // appendDelivered builds a {"delivered":n,"edge":id} reply without reflection.

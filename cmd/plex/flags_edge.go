@@ -39,6 +39,9 @@ type edgeFlags struct {
 	failedAuthBurst  int
 	frameRate        float64
 	frameBurst       int
+	dispatchers      int
+	readLoops        int
+	goroutinePerConn bool
 }
 
 func (e *edgeFlags) register(fs *pflag.FlagSet) {
@@ -63,6 +66,9 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&e.failedAuthBurst, "failed-auth-burst", 100, "failed logins a remote IP may make at once")
 	fs.Float64Var(&e.frameRate, "client-frame-rate", 10, "frames a client may send per second, after the burst (negative = no limit)")
 	fs.IntVar(&e.frameBurst, "client-frame-burst", 50, "frames a client may send at once")
+	fs.IntVar(&e.dispatchers, "dispatchers", 0, "goroutines writing pushes to sockets (0 = one per CPU)")
+	fs.IntVar(&e.readLoops, "read-loops", 0, "epoll loops reading client sockets (0 = one per CPU)")
+	fs.BoolVar(&e.goroutinePerConn, "goroutine-per-conn", false, "read each connection with its own goroutine instead of epoll loops (uses more memory; TLS always does)")
 	fs.StringVar(&e.tlsCert, "tls-cert", "", "serve TLS to devices with this certificate (with --tls-key)")
 	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key")
 	fs.BoolVar(&e.showTrace, "show-trace", false, "log every frame at debug level, bodies included (development only)")
@@ -102,6 +108,9 @@ func (e *edgeFlags) config(log *slog.Logger) (edge.Config, error) {
 		FailedAuthBurst:    e.failedAuthBurst,
 		ClientFrameRate:    e.frameRate,
 		ClientFrameBurst:   e.frameBurst,
+		Dispatchers:        e.dispatchers,
+		ReadLoops:          e.readLoops,
+		GoroutinePerConn:   e.goroutinePerConn,
 		Logger:             log.With("part", "edge"),
 		Version:            version,
 	}

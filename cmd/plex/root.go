@@ -96,7 +96,7 @@ reached no connection).`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitErr{code: exitUsage, err: err} })
 	root.AddCommand(
 		newDevCmd(g), newEdgeCmd(g), newAuthCmd(g), newAPICmd(g), newNATSCmd(g),
-		newClientCmd(g), newPushCmd(g), newOnlineCmd(g), newPresenceCmd(g),
+		newClientCmd(g), newPushCmd(g), newOnlineCmd(g), newPresenceCmd(g), newBenchCmd(g),
 	)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
