@@ -6,26 +6,48 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/plexbus/plex/wire"
 )
 
-// Dialer opens device connections, spreading them over source addresses
-// 127.0.0.1 … 127.0.0.N so one box can hold more than one address's
-// ephemeral ports (about 28,000) against one edge.
+// Dialer opens device connections. With ExplicitPorts, device i binds
+// source address 127.0.(k/250).(1+k%250), k = i/PortsPerIP, and source
+// port 10000 + i%PortsPerIP before connecting: the kernel's search for a
+// free ephemeral port grows slow as one address's ports fill up (it was
+// half of the load generator's CPU at 20,000 connections), and one box can
+// then hold more connections than one address has ports.
 type Dialer struct {
-	Addr      string
-	SourceIPs int // 127.0.0.x addresses to use; 0 or 1 = the default route
-	Timeout   time.Duration
-	Order     wire.Order
+	Addr          string
+	ExplicitPorts bool
+	Timeout       time.Duration
+	Order         wire.Order
 }
+
+// PortsPerIP is how many explicit source ports each source address gives
+// (10000-29999: below Linux's ephemeral range, so they rarely collide).
+const PortsPerIP = 20_000
 
 func (d *Dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	nd := net.Dialer{Timeout: d.Timeout}
-	if d.SourceIPs > 1 {
-		idx := i % d.SourceIPs
-		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(idx/250), byte(1+idx%250))}
+	if d.ExplicitPorts {
+		k := i / PortsPerIP
+		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k/250), byte(1+k%250)), Port: 10000 + i%PortsPerIP}
+		// A port left in TIME_WAIT by the previous run may be bound again.
+		nd.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			})
+			return errors.Join(err, serr)
+		}
+		c, err := nd.DialContext(ctx, "tcp", d.Addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			return c, err
+		}
+		// Someone else holds that port: let the kernel pick one.
+		nd.LocalAddr, nd.Control = &net.TCPAddr{IP: nd.LocalAddr.(*net.TCPAddr).IP}, nil
 	}
 	return nd.DialContext(ctx, "tcp", d.Addr)
 }

@@ -2,11 +2,14 @@ package edge
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/wire"
@@ -14,77 +17,223 @@ import (
 
 var errEnded = errors.New("edge: connection ended")
 
-// startAuth hands a login to a short-lived goroutine, bounded by
-// MaxPendingAuth, so the read path never waits on the bus.
+// authPipe sends logins to the auth service and commits the accepted ones
+// without a goroutine per login: requests are published with a reply
+// subject of their own (inbox prefix + connection number), one goroutine
+// takes the replies in batches, subscribes the users, and makes sure the
+// bus has the subscriptions with one round trip per batch before the
+// devices hear /auth/success. Request timeouts are the sweeper's.
+type authPipe struct {
+	srv    *Server
+	prefix string
+	sub    *nats.Subscription
+	ch     chan *nats.Msg
+
+	mu      sync.Mutex
+	pending map[uint64]pendingAuth // by conn number
+}
+
+type pendingAuth struct {
+	c     *conn
+	start time.Time
+}
+
+func newAuthPipe(s *Server) (*authPipe, error) {
+	a := &authPipe{srv: s, prefix: s.bus.NewRespInbox() + ".", ch: make(chan *nats.Msg, 4096), pending: make(map[uint64]pendingAuth)}
+	sub, err := s.bus.ChanSubscribe(a.prefix+"*", a.ch)
+	if err != nil {
+		return nil, err
+	}
+	a.sub = sub
+	return a, nil
+}
+
+// startAuth sends a login to the auth service.
 func (c *conn) startAuth(body string) {
 	if !c.state.CompareAndSwap(stateNew, stateAuthing) {
 		return
 	}
-	s := c.srv
-	select {
-	case s.authSem <- struct{}{}:
-	default:
+	s, a := c.srv, c.srv.auth
+	now := time.Now()
+	if !s.bus.IsConnected() {
+		s.metrics.observeAuth("unavailable", now)
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
+		return
+	}
+	a.mu.Lock()
+	full := len(a.pending) >= s.cfg.MaxPendingAuth
+	if !full {
+		a.pending[c.num] = pendingAuth{c: c, start: now}
+	}
+	a.mu.Unlock()
+	if full {
 		s.metrics.auths.WithLabelValues("busy").Inc()
 		s.metrics.limited.WithLabelValues("pending_auth").Inc()
 		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailServerBusy)
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer func() { <-s.authSem }()
-		c.authenticate(body)
-	}()
+	// The sweeper fails a request not answered in time.
+	if d := now.Add(s.cfg.AuthRequestTimeout).UnixNano(); d < c.deadline.Load() {
+		c.deadline.Store(d)
+	}
+	data, _ := json.Marshal(bus.AuthRequest{Body: body, Remote: c.remote, Edge: s.id, Conn: c.id()})
+	err := s.bus.PublishMsg(&nats.Msg{Subject: bus.SubjectAuth, Reply: a.prefix + strconv.FormatUint(c.num, 10), Data: data})
+	if err != nil {
+		a.forget(c)
+		s.metrics.observeAuth("unavailable", now)
+		c.logger().Warn("auth request", "err", err)
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
+	}
 }
 
-func (c *conn) authenticate(body string) {
-	s := c.srv
-	start := time.Now()
-	if !s.bus.IsConnected() {
-		s.metrics.observeAuth("unavailable", start)
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
-		return
+// forget drops c's pending request (it ended, or its request timed out).
+func (a *authPipe) forget(c *conn) (pendingAuth, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.pending[c.num]
+	if ok && p.c == c {
+		delete(a.pending, c.num)
+		return p, true
 	}
-	timeout := min(s.cfg.AuthRequestTimeout, time.Until(time.Unix(0, c.deadline.Load())))
-	ctx, cancel := context.WithTimeout(s.ctx, timeout)
-	defer cancel()
-	rep, err := bus.RequestAuth(ctx, s.bus, bus.AuthRequest{Body: body, Remote: c.remote, Edge: s.id, Conn: c.id()})
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		s.metrics.observeAuth("timeout", start)
-		c.logger().Warn("auth service timed out", "after", time.Since(start).Round(time.Millisecond))
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthTimedOut)
-		return
-	case err != nil:
-		s.metrics.observeAuth("unavailable", start)
-		c.logger().Warn("auth unavailable", "err", err)
-		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
-		return
-	case !rep.OK:
-		s.metrics.observeAuth("refused", start)
-		reason := rep.Reason
-		if reason == "" {
-			reason = "auth refused"
-		}
-		c.logger().Info("auth refused", "reason", reason)
-		c.fail(ReasonAuthFailed, wire.URIAuthFailed, reason)
-		return
-	}
-	if !c.login(ctx, rep.UID) {
-		return
-	}
-	s.metrics.observeAuth("ok", start)
+	return pendingAuth{}, false
 }
 
-// login registers an authenticated connection under uid, applying the
-// duplicate-login policy, and answers /auth/success.
-func (c *conn) login(ctx context.Context, uid string) bool {
-	s := c.srv
-	if s.cfg.DuplicateLogin == DuplicateRejectNew && s.onlineAnywhere(ctx, uid) {
-		s.metrics.auths.WithLabelValues("duplicate").Inc()
-		c.fail(ReasonDuplicate, wire.URIAuthFailed, wire.FailAlreadyLoggedIn)
+func (a *authPipe) take(subject string) (pendingAuth, bool) {
+	num, err := strconv.ParseUint(strings.TrimPrefix(subject, a.prefix), 10, 64)
+	if err != nil {
+		return pendingAuth{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.pending[num]
+	delete(a.pending, num)
+	return p, ok
+}
+
+// timedOut fails a login whose request the auth service did not answer
+// in time (called by the sweeper).
+func (a *authPipe) timedOut(c *conn) bool {
+	p, ok := a.forget(c)
+	if !ok {
 		return false
 	}
+	a.srv.metrics.observeAuth("timeout", p.start)
+	c.logger().Warn("auth service timed out", "after", time.Since(p.start).Round(time.Millisecond))
+	c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthTimedOut)
+	return true
+}
+
+// run takes replies in batches until the server stops.
+func (a *authPipe) run() {
+	var batch []*nats.Msg
+	var accepted []pendingAuth
+	for {
+		select {
+		case m := <-a.ch:
+			batch = append(batch[:0], m)
+		case <-a.srv.ctx.Done():
+			return
+		}
+	fill:
+		for len(batch) < 1024 {
+			select {
+			case m := <-a.ch:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		accepted = accepted[:0]
+		subscribed := false
+		for _, m := range batch {
+			if p, ok, sub := a.reply(m); ok {
+				accepted = append(accepted, p)
+				subscribed = subscribed || sub
+			}
+		}
+		if subscribed {
+			// One round trip for the batch: the bus has every new
+			// subscription before a device hears it is online, so a push
+			// sent after /auth/success is not missed.
+			_ = a.srv.bus.FlushTimeout(a.srv.cfg.AuthRequestTimeout)
+		}
+		for _, p := range accepted {
+			p.c.commitLogin(p.start)
+		}
+		clear(batch)
+		clear(accepted)
+	}
+}
+
+// reply handles one auth reply: a refusal fails the connection, an
+// acceptance registers it (ok) and reports whether that subscribed its user.
+func (a *authPipe) reply(m *nats.Msg) (pendingAuth, bool, bool) {
+	p, ok := a.take(m.Subject)
+	if !ok {
+		return p, false, false // timed out or gone meanwhile
+	}
+	s, c := a.srv, p.c
+	var rep bus.AuthReply
+	var err error
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		err = bus.ErrNoResponders
+	} else {
+		rep, err = bus.ParseAuthReply(m)
+	}
+	switch {
+	case err != nil:
+		s.metrics.observeAuth("unavailable", p.start)
+		c.logger().Warn("auth unavailable", "err", err)
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
+		return p, false, false
+	case !rep.OK:
+		s.metrics.observeAuth("refused", p.start)
+		c.logger().Info("auth refused", "reason", rep.Reason)
+		c.fail(ReasonAuthFailed, wire.URIAuthFailed, rep.Reason)
+		return p, false, false
+	}
+	if s.cfg.DuplicateLogin == DuplicateRejectNew {
+		// Asking the other edges takes a round trip of its own: off this goroutine.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if c.rejectDuplicate(rep.UID) {
+				return
+			}
+			if sub, ok := c.register(rep.UID); ok {
+				if sub {
+					_ = s.bus.FlushTimeout(s.cfg.AuthRequestTimeout)
+				}
+				c.commitLogin(p.start)
+			}
+		}()
+		return p, false, false
+	}
+	sub, ok := c.register(rep.UID)
+	return p, ok, sub
+}
+
+// rejectDuplicate applies reject-new: it refuses the login if uid has a
+// connection on any edge.
+func (c *conn) rejectDuplicate(uid string) bool {
+	s := c.srv
+	ctx, cancel := context.WithTimeout(s.ctx, 500*time.Millisecond)
+	defer cancel()
+	if len(s.reg.conns(uid, nil)) == 0 {
+		conns, err := bus.QueryPresence(ctx, s.bus, uid, 20*time.Millisecond)
+		if err != nil || len(conns) == 0 {
+			return false
+		}
+	}
+	s.metrics.auths.WithLabelValues("duplicate").Inc()
+	c.fail(ReasonDuplicate, wire.URIAuthFailed, wire.FailAlreadyLoggedIn)
+	return true
+}
+
+// register puts an authenticated connection under uid, subscribing the
+// user's subject if it is the first; it reports whether it subscribed.
+func (c *conn) register(uid string) (subscribed, ok bool) {
+	s := c.srv
 	c.wmu.Lock()
 	c.uid = uid
 	c.wmu.Unlock()
@@ -94,25 +243,27 @@ func (c *conn) login(ctx context.Context, uid string) bool {
 			c.logger().Error("subscribe user", "err", err)
 			c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
 		}
-		return false
+		return false, false
 	}
-	if subscribed {
-		// Make sure the server has the subscription before the client hears
-		// it is online, so a push sent after /auth/success is not missed.
-		_ = s.bus.FlushWithContext(ctx)
-	}
+	return subscribed, true
+}
+
+// commitLogin opens a registered connection: /auth/success, presence,
+// and kick-old's kick.
+func (c *conn) commitLogin(start time.Time) {
+	s := c.srv
 	if !c.state.CompareAndSwap(stateAuthing, stateOpen) {
 		s.reg.remove(c) // ended while logging in
-		return false
+		return
 	}
 	c.touch()
 	if s.cfg.DuplicateLogin == DuplicateKickOld {
 		// Every edge holding uid, this one included, closes the others.
-		if err := bus.Kick(s.bus, uid, c.id()); err != nil {
+		if err := bus.Kick(s.bus, c.uid, c.id()); err != nil {
 			c.logger().Warn("kick older logins", "err", err)
 		}
 	}
-	c.sendControl(wire.URIAuthSuccess, successBody(uid, s.heartbeatSecs))
+	c.sendControl(wire.URIAuthSuccess, successBody(c.uid, s.heartbeatSecs))
 	c.wmu.Lock()
 	announce := !c.wclosed
 	c.announced = announce
@@ -120,7 +271,7 @@ func (c *conn) login(ctx context.Context, uid string) bool {
 	if announce {
 		s.publishPresence(c, true, "")
 	}
-	return true
+	s.metrics.observeAuth("ok", start)
 }
 
 func successBody(uid string, heartbeat int) string {
@@ -130,60 +281,4 @@ func successBody(uid string, heartbeat int) string {
 	b = append(b, `,"heartbeat":`...)
 	b = strconv.AppendInt(b, int64(heartbeat), 10)
 	return string(append(b, '}'))
-}
-
-// onlineAnywhere asks the edges (this one included) whether uid has a connection.
-func (s *Server) onlineAnywhere(ctx context.Context, uid string) bool {
-	if len(s.reg.conns(uid, nil)) > 0 {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	conns, err := bus.QueryPresence(ctx, s.bus, uid, 20*time.Millisecond)
-	return err == nil && len(conns) > 0
-}
-
-// innerAuth logs in the original framework's push client.
-func (c *conn) innerAuth(password string) {
-	s := c.srv
-	if s.cfg.InnerPassword == "" || subtle.ConstantTimeCompare([]byte(password), []byte(s.cfg.InnerPassword)) != 1 {
-		s.metrics.auths.WithLabelValues("refused").Inc()
-		reason := wire.FailInnerRefused
-		if s.cfg.InnerPassword == "" {
-			reason = wire.FailInnerDisabled
-		}
-		c.logger().Warn("inner auth refused", "reason", reason)
-		c.fail(ReasonAuthFailed, wire.URIAuthFailed, reason)
-		return
-	}
-	if !c.state.CompareAndSwap(stateNew, stateInner) {
-		return
-	}
-	s.metrics.auths.WithLabelValues("ok").Inc()
-	c.touch()
-	c.logger().Info("inner push client logged in")
-	c.sendControl(wire.URIAuthSuccess, `{"heartbeat":`+strconv.Itoa(s.heartbeatSecs)+`}`)
-}
-
-// innerMessage is the body of /logic/send/msg.
-type innerMessage struct {
-	UID  string `json:"uid"`
-	URI  string `json:"uri"`
-	Body string `json:"body"`
-}
-
-// innerSend publishes an inner push on the bus, so it reaches the user on
-// whichever edge holds them.
-func (c *conn) innerSend(body string) {
-	var im innerMessage
-	if err := json.Unmarshal([]byte(body), &im); err != nil {
-		c.logger().Warn("inner push: bad body", "err", err)
-		return
-	}
-	p := bus.Push{UID: im.UID, URI: im.URI, Body: []byte(im.Body)}
-	if err := bus.Publish(c.srv.bus, p); err != nil {
-		c.logger().Warn("inner push refused", "err", err)
-		return
-	}
-	c.srv.metrics.innerPushes.Inc()
 }

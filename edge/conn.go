@@ -241,8 +241,11 @@ func (c *conn) end(r Reason) bool {
 			s.failedIPs.fail(ap.Addr().Unmap(), time.Now())
 		}
 	}
-	if prev == stateOpen {
+	switch prev {
+	case stateOpen:
 		s.reg.remove(c)
+	case stateAuthing:
+		s.auth.forget(c)
 	}
 	c.wmu.Lock()
 	announced := c.announced

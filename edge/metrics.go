@@ -22,7 +22,7 @@ type metrics struct {
 	innerPushes   prometheus.Counter
 	refusedPushes prometheus.Counter // reserved uri or larger than a frame
 	busResyncs    prometheus.Counter
-	limited       *prometheus.CounterVec // limit: max_conns, failed_auth_ip, frame_rate, pending_auth
+	limited       *prometheus.CounterVec // limit: max_conns, failed_auth_ip, frame_rate, pending_auth, fds
 	socketWrites  prometheus.Counter     // write calls to client sockets (frames per write = pushes_out / this)
 	batches       prometheus.Histogram   // bus messages per dispatcher batch
 	collectors    []prometheus.Collector
@@ -84,7 +84,7 @@ func newMetrics(connCount func() float64) *metrics {
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plex_edge_limited_total", Help: "Connections turned away or closed by a limit.",
 	}, []string{"limit"})
-	for _, l := range []string{"max_conns", "failed_auth_ip", "frame_rate", "pending_auth"} {
+	for _, l := range []string{"max_conns", "failed_auth_ip", "frame_rate", "pending_auth", "fds"} {
 		m.limited.WithLabelValues(l)
 	}
 	for _, r := range authResults {

@@ -32,6 +32,8 @@ type poller struct {
 	epfd int
 	wake int          // eventfd that wakes the loop
 	lfd  atomic.Int32 // the listener's fd, if this loop accepts; -1 otherwise
+	// spare is a reserved fd, given back when accept runs out of them (owned by the loop).
+	spare int
 
 	mu      sync.Mutex
 	conns   map[int32]*conn // by fd
@@ -55,7 +57,7 @@ func newPoller(s *Server) (*poller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("edge: epoll add eventfd: %w", err)
 	}
-	p := &poller{srv: s, epfd: epfd, wake: wake, conns: make(map[int32]*conn), buf: make([]byte, readBufSize)}
+	p := &poller{srv: s, epfd: epfd, wake: wake, conns: make(map[int32]*conn), buf: make([]byte, readBufSize), spare: -1}
 	p.lfd.Store(-1)
 	return p, nil
 }
@@ -121,6 +123,9 @@ func (p *poller) close() {
 	}
 	p.conns = map[int32]*conn{}
 	p.mu.Unlock()
+	if p.spare >= 0 {
+		unix.Close(p.spare)
+	}
 	unix.Close(p.wake)
 	unix.Close(p.epfd)
 }
@@ -291,6 +296,7 @@ func (p *poller) listen(ln net.Listener) error {
 		return err
 	}
 	p.lfd.Store(fd)
+	p.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: fd}); err != nil {
 		p.lfd.Store(-1)
 		return fmt.Errorf("edge: epoll add listener: %w", err)
@@ -318,11 +324,24 @@ func (p *poller) acceptReady(lfd int32) {
 		case errors.Is(err, unix.EAGAIN):
 			return
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+			// Out of file descriptors: give back the spare one, accept the
+			// client and close it at once, so it fails fast instead of
+			// waiting in the backlog; then take the spare again.
+			s.fdExhausted(func() {
+				if p.spare >= 0 {
+					unix.Close(p.spare)
+					p.spare = -1
+				}
+				if nfd, _, err := unix.Accept4(int(lfd), unix.SOCK_CLOEXEC); err == nil {
+					unix.Close(nfd)
+				}
+				p.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			})
+			return
 		default:
-			// Out of file descriptors and the like: the listener stays
-			// readable, so pause this loop a little rather than spin.
-			s.log.Warn("accept failed", "err", err)
-			time.Sleep(20 * time.Millisecond)
+			s.fdExhausted(nil)
+			time.Sleep(20 * time.Millisecond) // the listener stays readable: do not spin
 			return
 		}
 	}

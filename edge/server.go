@@ -35,10 +35,11 @@ type Server struct {
 	shards    []*dispatcher
 	pollers   []*poller
 	nextPoll  atomic.Uint32
-	authSem   chan struct{}
+	auth      *authPipe
 	failedIPs *ipLimiter
 	connSeq   atomic.Uint64
 	draining  atomic.Bool
+	fdWarned  atomic.Int64    // unix nanos of the last out-of-fds warning
 	ctx       context.Context // ends when Run's shutdown has finished draining
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // every goroutine the server starts
@@ -80,7 +81,6 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 		id:            id,
 		started:       time.Now().UTC(),
 		reg:           newRegistry(),
-		authSem:       make(chan struct{}, cfg.MaxPendingAuth),
 		failedIPs:     newIPLimiter(cfg.FailedAuthRate, cfg.FailedAuthBurst),
 		conns:         make(map[*conn]struct{}),
 		heartbeatSecs: int((cfg.Heartbeat + time.Second - 1) / time.Second),
@@ -103,6 +103,11 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.auth, err = newAuthPipe(s); err != nil {
+		ln.Close()
+		s.metrics.unregister(cfg.Registerer)
+		return nil, fmt.Errorf("edge: subscribe auth replies: %w", err)
+	}
 	for i := 0; i < n; i++ {
 		s.shards = append(s.shards, newDispatcher(s, cfg.BusQueueLen/n+1))
 	}
@@ -115,6 +120,7 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 			p, err := newPoller(s)
 			if err != nil {
 				s.closePollers()
+				_ = s.auth.sub.Unsubscribe()
 				ln.Close()
 				s.metrics.unregister(cfg.Registerer)
 				return nil, err
@@ -188,6 +194,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, d := range s.shards {
 		s.goBackground(d.run)
 	}
+	s.goBackground(s.auth.run)
 	for _, p := range s.pollers {
 		s.goBackground(p.run)
 	}
@@ -221,6 +228,7 @@ func (s *Server) Run(ctx context.Context) error {
 		p.stop()
 	}
 	s.wg.Wait()
+	_ = s.auth.sub.Unsubscribe()
 	s.closePollers()
 	if ferr := s.bus.FlushTimeout(2 * time.Second); ferr != nil && s.bus.IsConnected() {
 		s.log.Warn("flush bus on shutdown", "err", ferr)
@@ -237,6 +245,7 @@ func (s *Server) Close() error {
 	if ran {
 		s.cancel()
 		s.closePollers()
+		_ = s.auth.sub.Unsubscribe()
 		s.metrics.unregister(s.cfg.Registerer)
 		return s.ln.Close()
 	}
@@ -270,7 +279,7 @@ func (s *Server) acceptLoop() {
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			s.fdExhausted(nil)
 			time.Sleep(backoff)
 			continue
 		}
@@ -297,6 +306,19 @@ func (s *Server) accept(nc net.Conn) {
 	}
 	s.wg.Add(1)
 	go c.readLoop()
+}
+
+// fdExhausted counts a connection refused for lack of file descriptors,
+// runs refuse, and logs at most once a second.
+func (s *Server) fdExhausted(refuse func()) {
+	s.metrics.limited.WithLabelValues("fds").Inc()
+	if refuse != nil {
+		refuse()
+	}
+	now := time.Now().UnixNano()
+	if last := s.fdWarned.Load(); now-last > int64(time.Second) && s.fdWarned.CompareAndSwap(last, now) {
+		s.log.Warn("out of file descriptors: refusing connections; lower --max-conns below the process's open-file limit", "conns", s.NumConns())
+	}
 }
 
 // register adds c to the open connections unless MaxConnections is reached.

@@ -37,7 +37,11 @@ func (s *Server) sweepLoop() {
 				continue
 			}
 			switch c.state.Load() {
-			case stateNew, stateAuthing:
+			case stateAuthing:
+				if !s.auth.timedOut(c) {
+					c.fail(ReasonAuthTimeout, wire.URIAuthFailed, wire.FailAuthTimeout)
+				}
+			case stateNew:
 				c.fail(ReasonAuthTimeout, wire.URIAuthFailed, wire.FailAuthTimeout)
 			case stateOpen, stateInner:
 				c.close(ReasonIdle)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,7 @@ type deviceFlags struct {
 	template    string
 	jwtSecret   string
 	jwtFile     string
-	sourceIPs   int
+	ports       bool
 	concurrency int
 	byteOrder   string
 	timeout     time.Duration
@@ -44,7 +45,7 @@ func (d *deviceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&d.template, "token-template", "", "auth data with {uid} replaced (default: the uid, for the dev verifier)")
 	fs.StringVar(&d.jwtSecret, "jwt-secret", "", "log in with HS256 JWTs signed with this secret (sub = uid)")
 	fs.StringVar(&d.jwtFile, "jwt-secret-file", "", "file holding the HS256 secret")
-	fs.IntVar(&d.sourceIPs, "source-ips", 0, "spread connections over 127.0.0.1…N (0 = one per 20,000 connections)")
+	fs.BoolVar(&d.ports, "explicit-ports", true, "bind each connection to its own source address and port (127.0.0.x, 10000-29999): fast connects and more than one address's ports; false = let the kernel choose")
 	fs.IntVar(&d.concurrency, "concurrency", 256, "logins in flight per process")
 	fs.StringVar(&d.byteOrder, "byte-order", "big", "length prefix byte order")
 	fs.Var(dur(&d.timeout, 10*time.Second), "login-timeout", "bound on one dial and login")
@@ -71,12 +72,8 @@ func (d *deviceFlags) pool(n int) (bench.PoolConfig, error) {
 		}
 		tok.JWTSecret = s
 	}
-	ips := d.sourceIPs
-	if ips == 0 {
-		ips = (n + 19_999) / 20_000
-	}
 	return bench.PoolConfig{
-		Dialer:      bench.Dialer{Addr: d.addr, SourceIPs: ips, Timeout: d.timeout, Order: order},
+		Dialer:      bench.Dialer{Addr: d.addr, ExplicitPorts: d.ports, Timeout: d.timeout, Order: order},
 		Tokens:      tok,
 		Offset:      d.offset,
 		N:           n,
@@ -186,6 +183,26 @@ since one process may hold at most about 19,000 sockets here.`,
   plex bench auth -n 15000 --jwt-secret-file ./jwt.key
   plex bench push -n 1000 --rate max --duration 10s --inflight 5
   plex bench push -n 1000 --rate 10000 --cpu-pids $EDGE_PID,$NATS_PID`,
+	}
+	var profile string
+	cmd.PersistentFlags().StringVar(&profile, "cpuprofile", "", "write the load generator's own CPU profile here")
+	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if err := applyEnv(c); err != nil {
+			return err
+		}
+		if profile == "" {
+			return nil
+		}
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		cobra.OnFinalize(func() { pprof.StopCPUProfile(); f.Close() })
+		return nil
 	}
 	cmd.AddCommand(newBenchConnsCmd(g, false), newBenchConnsCmd(g, true), newBenchPushCmd(g))
 	return cmd
