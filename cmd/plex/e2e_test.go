@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -276,5 +277,43 @@ func TestHelpAndUsage(t *testing.T) {
 	out, _ = cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "byte-order") {
 		t.Errorf("bad env value: exit %d, %s", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// TestBenchEndToEnd runs plex bench with child processes against plex dev:
+// the last stdout line is one JSON object with the merged figures.
+func TestBenchEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	dev := start(t, dir, "dev", "--port", "0", "--http-port", "0", "--nats-port", "0")
+	natsURL := dev.waitOut(natsRe, 15*time.Second)[1]
+	edgeAddr := dev.waitOut(edgeRe, time.Second)[1]
+	lastJSON := func(out string) map[string]any {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var v map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &v); err != nil {
+			t.Fatalf("last line not JSON: %q", lines[len(lines)-1])
+		}
+		return v
+	}
+	out, errOut, code := runPlex(t, "bench", "conns", "--addr", edgeAddr, "-n", "300", "--procs", "2", "--steps", "2", "--settle", "100ms",
+		"--edge-pid", fmt.Sprint(dev.cmd.Process.Pid))
+	if code != 0 {
+		t.Fatalf("bench conns: exit %d\n%s%s", code, out, errOut)
+	}
+	if v := lastJSON(out); v["connected"].(float64) != 300 || v["processes"].(float64) != 2 || v["rss_per_conn_bytes"] == nil {
+		t.Fatalf("bench conns result %v", v)
+	}
+	out, errOut, code = runPlex(t, "bench", "push", "--addr", edgeAddr, "--nats", natsURL, "-n", "60", "--procs", "2",
+		"--rate", "1200", "--duration", "1s", "--warmup", "200ms", "--uid-prefix", "bp-")
+	if code != 0 {
+		t.Fatalf("bench push: exit %d\n%s%s", code, out, errOut)
+	}
+	v := lastJSON(out)
+	if v["sent"].(float64) == 0 || v["lost"].(float64) != 0 || v["reordered"].(float64) != 0 || v["processes"].(float64) != 2 {
+		t.Fatalf("bench push result %v", v)
+	}
+	if r := v["delivered_per_sec"].(float64); r < 600 || r > 1800 {
+		t.Fatalf("bench push rate %v at --rate 1200", r)
 	}
 }
