@@ -49,3 +49,19 @@ sdk-java:
 
 clean:
 	rm -rf bin sdk/java/build
+
+## bench-scale: 100,000 connections over several edges, pushes at 10,000/s (see scripts/bench-scale.sh)
+bench-scale: build
+	scripts/bench-scale.sh
+
+## soak: a few minutes of churn, pushes and a NATS restart (not part of make test)
+soak:
+	$(GO) test -tags soak -run TestSoak -timeout 20m -v ./test/soak/
+
+## cluster: 3 NATS nodes, 3 edges, auth and the API in the background (logs in .cluster/)
+cluster: build
+	scripts/cluster.sh start
+
+## cluster-stop: stop what make cluster started
+cluster-stop:
+	scripts/cluster.sh stop

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,8 @@ import (
 // half of the load generator's CPU at 20,000 connections), and one box can
 // then hold more connections than one address has ports.
 type Dialer struct {
+	// Addr is the edge's host:port; a comma-separated list spreads device i
+	// over the edges round-robin (i mod their number).
 	Addr          string
 	ExplicitPorts bool
 	Timeout       time.Duration
@@ -29,8 +32,17 @@ type Dialer struct {
 // (10000-29999: below Linux's ephemeral range, so they rarely collide).
 const PortsPerIP = 20_000
 
+func (d *Dialer) addr(i int) string {
+	if !strings.Contains(d.Addr, ",") {
+		return d.Addr
+	}
+	all := strings.Split(d.Addr, ",")
+	return strings.TrimSpace(all[i%len(all)])
+}
+
 func (d *Dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	nd := net.Dialer{Timeout: d.Timeout}
+	addr := d.addr(i)
 	if d.ExplicitPorts {
 		k := i / PortsPerIP
 		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k/250), byte(1+k%250)), Port: 10000 + i%PortsPerIP}
@@ -42,14 +54,14 @@ func (d *Dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 			})
 			return errors.Join(err, serr)
 		}
-		c, err := nd.DialContext(ctx, "tcp", d.Addr)
+		c, err := nd.DialContext(ctx, "tcp", addr)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
 			return c, err
 		}
 		// Someone else holds that port: let the kernel pick one.
 		nd.LocalAddr, nd.Control = &net.TCPAddr{IP: nd.LocalAddr.(*net.TCPAddr).IP}, nil
 	}
-	return nd.DialContext(ctx, "tcp", d.Addr)
+	return nd.DialContext(ctx, "tcp", addr)
 }
 
 // Device is one logged-in connection. R holds what was read past the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -32,6 +33,9 @@ type PushConfig struct {
 	Duration, Warmup time.Duration
 	// InFlight bounds the pushes sent but not yet received, per user. Zero = 5.
 	InFlight int
+	// Random picks each push's user at random among a publisher's users
+	// instead of round-robin.
+	Random bool
 	// BodySize pads bodies to this many bytes. Zero = 64.
 	BodySize int
 	// Via "nats" (default) publishes on plex.user.<uid>; "http" POSTs to
@@ -435,9 +439,15 @@ func (r *pushRun) publish(ctx context.Context, p int, pub publisher, start time.
 	ratePer := cfg.Rate / float64(cfg.Publishers)
 	var sent int64
 	buf := make([]byte, 0, cfg.BodySize+32)
+	rng := rand.New(rand.NewPCG(uint64(p), uint64(start.UnixNano())))
 	for ctx.Err() == nil {
 		progressed := false
-		for k, i := range mine {
+		for j := range mine {
+			k := j
+			if cfg.Random {
+				k = rng.IntN(len(mine))
+			}
+			i := mine[k]
 			u := &r.users[i]
 			s := u.sent.Load()
 			if s-u.recv.Load() >= int64(cfg.InFlight) {

@@ -40,7 +40,7 @@ type deviceFlags struct {
 }
 
 func (d *deviceFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&d.addr, "addr", "127.0.0.1:9578", "edge address")
+	fs.StringVar(&d.addr, "addr", "127.0.0.1:9578", "edge address; a comma-separated list spreads the devices over several edges")
 	fs.StringVar(&d.prefix, "uid-prefix", "bench-", "uids are this prefix and a number")
 	fs.StringVar(&d.template, "token-template", "", "auth data with {uid} replaced (default: the uid, for the dev verifier)")
 	fs.StringVar(&d.jwtSecret, "jwt-secret", "", "log in with HS256 JWTs signed with this secret (sub = uid)")
@@ -319,7 +319,7 @@ func newBenchPushCmd(g *globals) *cobra.Command {
 		duration, warmup time.Duration
 		inflight, size   int
 		via, apiURL, pw  string
-		direct           bool
+		direct, random   bool
 		cpuPIDs          string
 		nf               busFlags
 	)
@@ -371,7 +371,7 @@ histogram.`,
 				Users: n, Offset: df.offset, Publishers: publishers, Rate: r,
 				Duration: duration, Warmup: warmup, InFlight: inflight, BodySize: size,
 				Via: via, NATS: nf.config("plex-bench", log), APIURL: apiURL, Password: pw,
-				Direct: direct, Pool: pc,
+				Direct: direct, Pool: pc, Random: random,
 			}
 			ctx := cmd.Context()
 			if df.child {
@@ -422,6 +422,7 @@ histogram.`,
 	fs.StringVar(&apiURL, "api", "http://127.0.0.1:9579", "HTTP API base URL (with --via http)")
 	fs.StringVar(&pw, "inner-password", "", "HTTP API bearer password (with --via http)")
 	fs.BoolVar(&direct, "direct", false, "users are plain NATS subscribers: measure nats-server alone")
+	fs.BoolVar(&random, "random", false, "push to users at random instead of round-robin")
 	fs.StringVar(&cpuPIDs, "cpu-pids", "", "server pids (edge, nats) whose CPU time per push to report")
 	return c
 }
