@@ -5,6 +5,7 @@ package edge
 import (
 	"errors"
 	"net"
+	"syscall"
 )
 
 const pollSupported = false
@@ -25,3 +26,5 @@ func writeFD(int32, []byte) (int, error)    { return 0, errors.New("edge: no epo
 func shutdownWrite(int32)                   {}
 func (p *poller) listen(net.Listener) error { return errors.New("edge: no epoll here") }
 func (p *poller) unlisten()                 {}
+
+var listenControl func(network, address string, c syscall.RawConn) error

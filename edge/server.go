@@ -69,7 +69,8 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 	if id == "" {
 		id = defaultID()
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	lc := net.ListenConfig{Control: listenControl}
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("edge: listen %s: %w", cfg.Addr, err)
 	}
