@@ -16,15 +16,23 @@ type PoolConfig struct {
 	Tokens      Tokens
 	Offset, N   int
 	Concurrency int // logins in flight; 0 = 256
+	// Portable uses net.Conn and a goroutine per device even where the
+	// epoll path exists.
+	Portable bool
 	// OnMessage is called from the device's reader goroutine for every
 	// frame it receives (i is the device's index, not offset).
 	OnMessage func(i int, m *wire.Message)
 }
 
-// Pool logs devices in, step by step, and holds them: a reader goroutine
-// each, and heartbeats if asked.
+// Pool logs devices in, step by step, and holds them, with heartbeats if
+// asked. On Linux the devices are bare sockets served by epoll loops (see
+// rawPool), so the load generator spends its CPU on the load, not on a
+// goroutine per device; elsewhere, or with Portable, each has a reader
+// goroutine and a net.Conn.
 type Pool struct {
 	cfg     PoolConfig
+	raw     *rawPool
+	next    int // devices asked for so far (raw path)
 	devices []*Device
 	login   *Latency
 
@@ -33,11 +41,12 @@ type Pool struct {
 	refused   atomic.Int64
 	connectNS atomic.Int64 // time spent in Connect calls
 
-	mu     sync.Mutex
-	errs   []string
-	readWG sync.WaitGroup
-	hbStop chan struct{}
-	hbWG   sync.WaitGroup
+	mu      sync.Mutex
+	errs    []string
+	pending *sync.WaitGroup // the raw path's current Connect
+	readWG  sync.WaitGroup
+	hbStop  chan struct{}
+	hbWG    sync.WaitGroup
 }
 
 // NewPool prepares a pool; nothing is dialled yet.
@@ -48,7 +57,13 @@ func NewPool(cfg PoolConfig) *Pool {
 	if cfg.Dialer.Timeout <= 0 {
 		cfg.Dialer.Timeout = 10 * time.Second
 	}
-	return &Pool{cfg: cfg, devices: make([]*Device, 0, cfg.N), login: NewLatency()}
+	p := &Pool{cfg: cfg, login: NewLatency()}
+	if !cfg.Portable && rawSupported {
+		p.raw = newRawPool(p)
+	} else {
+		p.devices = make([]*Device, 0, cfg.N)
+	}
+	return p
 }
 
 // Connected, Failed report progress (safe to call concurrently).
@@ -59,6 +74,15 @@ func (p *Pool) Failed() int64    { return p.failed.Load() }
 func (p *Pool) Connect(ctx context.Context, count int) {
 	start := time.Now()
 	defer func() { p.connectNS.Add(int64(time.Since(start))) }()
+	if p.raw != nil {
+		first := p.cfg.Offset + p.next
+		count = min(count, p.cfg.Offset+p.cfg.N-first)
+		if count > 0 {
+			p.next += count
+			p.raw.connect(ctx, first, count)
+		}
+		return
+	}
 	first := p.cfg.Offset + len(p.devices)
 	count = min(count, p.cfg.Offset+p.cfg.N-first)
 	if count <= 0 {
@@ -111,6 +135,12 @@ func (p *Pool) loginOne(ctx context.Context, i int) (*Device, error) {
 	return dev, nil
 }
 
+// ok records a login of device i that took d.
+func (p *Pool) ok(i int, d time.Duration) {
+	p.login.Record(i, d)
+	p.connected.Add(1)
+}
+
 func (p *Pool) fail(err error) {
 	p.failed.Add(1)
 	if errors.Is(err, ErrRefused) {
@@ -142,6 +172,10 @@ func (p *Pool) Heartbeats(interval time.Duration) {
 	if interval <= 0 || p.hbStop != nil {
 		return
 	}
+	if p.raw != nil {
+		p.raw.heartbeats(interval)
+		return
+	}
 	p.hbStop = make(chan struct{})
 	devs := append([]*Device(nil), p.devices...)
 	p.hbWG.Add(1)
@@ -169,6 +203,10 @@ func (p *Pool) Heartbeats(interval time.Duration) {
 
 // Close hangs up every device and waits for the readers.
 func (p *Pool) Close() {
+	if p.raw != nil {
+		p.raw.close()
+		return
+	}
 	if p.hbStop != nil {
 		close(p.hbStop)
 		p.hbWG.Wait()
