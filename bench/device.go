@@ -14,11 +14,12 @@ import (
 )
 
 // Dialer opens device connections. With ExplicitPorts, device i binds
-// source address 127.0.(k/250).(1+k%250), k = i/PortsPerIP, and source
-// port 10000 + i%PortsPerIP before connecting: the kernel's search for a
+// source address 127.0.(k/250).(1+k%250), k = i mod SourceIPs, and source
+// port 10000 + i/SourceIPs before connecting: the kernel's search for a
 // free ephemeral port grows slow as one address's ports fill up (it was
-// half of the load generator's CPU at 20,000 connections), and one box can
-// then hold more connections than one address has ports.
+// half of the load generator's CPU at 20,000 connections), one box can hold
+// more connections than one address has ports, and no single address
+// exceeds the edge's per-address limits the way a real user base would not.
 type Dialer struct {
 	// Addr is the edge's host:port; a comma-separated list spreads device i
 	// over the edges round-robin (i mod their number).
@@ -28,9 +29,16 @@ type Dialer struct {
 	Order         wire.Order
 }
 
-// PortsPerIP is how many explicit source ports each source address gives
-// (10000-29999: below Linux's ephemeral range, so they rarely collide).
-const PortsPerIP = 20_000
+// SourceIPs is how many loopback source addresses explicit ports spread
+// devices over; each gives ports from 10000 up, below Linux's ephemeral
+// range, so they rarely collide (64 addresses × 20,000 ports).
+const SourceIPs = 64
+
+// sourceAddr is device i's explicit source address and port.
+func sourceAddr(i int) ([4]byte, int) {
+	k := i % SourceIPs
+	return [4]byte{127, 0, byte(k / 250), byte(1 + k%250)}, 10000 + (i/SourceIPs)%20000
+}
 
 func (d *Dialer) addr(i int) string {
 	if !strings.Contains(d.Addr, ",") {
@@ -44,8 +52,8 @@ func (d *Dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	nd := net.Dialer{Timeout: d.Timeout}
 	addr := d.addr(i)
 	if d.ExplicitPorts {
-		k := i / PortsPerIP
-		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(k/250), byte(1+k%250)), Port: 10000 + i%PortsPerIP}
+		ip, port := sourceAddr(i)
+		nd.LocalAddr = &net.TCPAddr{IP: net.IP(ip[:]), Port: port}
 		// A port left in TIME_WAIT by the previous run may be bound again.
 		nd.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error

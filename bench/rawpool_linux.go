@@ -206,8 +206,8 @@ func (l *rawLoop) dial(i int) {
 	}
 	if p.cfg.Dialer.ExplicitPorts {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		k := i / PortsPerIP
-		src := &unix.SockaddrInet4{Addr: [4]byte{127, 0, byte(k / 250), byte(1 + k%250)}, Port: 10000 + i%PortsPerIP}
+		ip, port := sourceAddr(i)
+		src := &unix.SockaddrInet4{Addr: ip, Port: port}
 		if err := unix.Bind(fd, src); err != nil {
 			src.Port = 0 // someone holds that port: let the kernel choose
 			if err := unix.Bind(fd, src); err != nil {

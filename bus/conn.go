@@ -29,6 +29,13 @@ type ConnConfig struct {
 	// TLS: CAFile verifies the server; CertFile+KeyFile present a client
 	// certificate. Any of them turns TLS on.
 	CAFile, CertFile, KeyFile string
+	// NoRandomize connects to URLs in the order given (nats.go shuffles them
+	// by default), so a part can be tied to its own zone's node and keep
+	// the others for failover.
+	NoRandomize bool
+	// InboxPrefix replaces "_INBOX" in reply subjects, so a role can be
+	// allowed to subscribe only its own replies. Empty = _INBOX.
+	InboxPrefix string
 	// ConnectTimeout per dial attempt. Zero = 2 s.
 	ConnectTimeout time.Duration
 	// ReconnectWait between reconnect attempts to one server (jittered).
@@ -91,6 +98,12 @@ func (cfg ConnConfig) Options() ([]nats.Option, error) {
 			}
 			log.Error("bus async error", "subject", subj, "err", err)
 		}),
+	}
+	if cfg.NoRandomize {
+		opts = append(opts, nats.DontRandomize())
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	n := 0
 	for _, set := range []bool{cfg.User != "" || cfg.Password != "", cfg.Token != "", cfg.CredsFile != ""} {

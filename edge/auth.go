@@ -256,6 +256,7 @@ func (c *conn) commitLogin(start time.Time) {
 		s.reg.remove(c) // ended while logging in
 		return
 	}
+	c.refundLoginToken()
 	c.touch()
 	if s.cfg.DuplicateLogin == DuplicateKickOld {
 		// Every edge holding uid, this one included, closes the others.

@@ -93,10 +93,12 @@ type Config struct {
 	MaxConnections int
 	// FailedAuthRate and FailedAuthBurst bound failed logins (refusals,
 	// auth timeouts, garbage before login) per remote IP: a token bucket of
-	// FailedAuthBurst refilled at FailedAuthRate per second. An address
-	// with none left is refused at accept with "too many failed logins".
-	// Zero = 10/s, burst 100 (generous: carrier NAT puts many devices
-	// behind one address); a negative rate turns it off.
+	// FailedAuthBurst refilled at FailedAuthRate per second. A connection
+	// holds a token while it logs in (refunded on success), so an address
+	// also has at most FailedAuthBurst logins in progress. An address with
+	// none left is refused at accept with "too many logins from this
+	// address, retry later". Zero = 10/s, burst 100 (generous: carrier NAT
+	// puts many devices behind one address); a negative rate turns it off.
 	FailedAuthRate  float64
 	FailedAuthBurst int
 	// ClientFrameRate and ClientFrameBurst bound the frames one client may
@@ -114,6 +116,11 @@ type Config struct {
 	// its socket accepted; overflowing closes it as a slow consumer.
 	// Zero = 256 KiB.
 	SendQueueBytes int
+	// SocketSendBuffer sets SO_SNDBUF on client sockets, in bytes: it bounds
+	// the kernel memory a client that stops reading holds before the send
+	// queue and WriteTimeout apply (Linux doubles the value). Zero = the
+	// kernel's default (autotuned up to net.ipv4.tcp_wmem's maximum).
+	SocketSendBuffer int
 	// BusQueueLen is the capacity of the queue between the bus connection
 	// and the dispatchers; overflow drops messages (counted). Zero = 65536.
 	BusQueueLen int
@@ -221,7 +228,7 @@ func (c *Config) setDefaults() error {
 	if c.SendQueueBytes < c.MaxFrameSize+wire.HeaderSize {
 		errs = append(errs, fmt.Errorf("SendQueueBytes %d cannot hold one frame of MaxFrameSize %d", c.SendQueueBytes, c.MaxFrameSize))
 	}
-	if c.MaxConnections < 0 || c.MaxPendingAuth < 0 || c.BusQueueLen < 0 || c.Dispatchers < 0 || c.ReadLoops < 0 {
+	if c.MaxConnections < 0 || c.MaxPendingAuth < 0 || c.BusQueueLen < 0 || c.Dispatchers < 0 || c.ReadLoops < 0 || c.SocketSendBuffer < 0 {
 		errs = append(errs, errors.New("MaxConnections, MaxPendingAuth, BusQueueLen, Dispatchers and ReadLoops must not be negative"))
 	}
 	if _, err := ParseDuplicatePolicy(string(c.DuplicateLogin)); err != nil {

@@ -51,6 +51,9 @@ type conn struct {
 	// it takes them; written under wmu, read by the sweeper.
 	blockedAt atomic.Int64
 	ended     atomic.Bool // logical close done (unregistered, presence sent)
+	// reserved: this connection holds one of its address's failed-login
+	// tokens until it logs in (refunded) or fails (spent).
+	reserved atomic.Bool
 
 	// uid is set by the login under wmu before the state becomes open; read
 	// it under wmu, or without a lock after observing stateOpen.
@@ -118,6 +121,13 @@ func (c *conn) readLoop() {
 	authed := false
 	for {
 		p, err := r.ReadFrame()
+		if err != nil && !authed && errors.Is(err, wire.ErrFrameTooLarge) && c.state.Load() >= stateOpen {
+			// Logged in while this frame's header was read under the login
+			// limit: raise it and read the frame again (nothing was consumed).
+			authed = true
+			r.SetMaxFrameSize(c.srv.cfg.MaxFrameSize)
+			continue
+		}
 		if err != nil {
 			c.close(readReason(err, c))
 			return
@@ -236,10 +246,8 @@ func (c *conn) end(r Reason) bool {
 		prev = c.state.Load()
 	}
 	s.metrics.disconnects.WithLabelValues(string(r)).Inc()
-	if prev < stateOpen && failedLogin(r) {
-		if ap, err := netip.ParseAddrPort(c.remote); err == nil {
-			s.failedIPs.fail(ap.Addr().Unmap(), time.Now())
-		}
+	if !failedLogin(r) {
+		c.refundLoginToken()
 	}
 	switch prev {
 	case stateOpen:
@@ -258,6 +266,16 @@ func (c *conn) end(r Reason) bool {
 		c.logger().Debug("connection ended", "reason", string(r))
 	}
 	return true
+}
+
+// refundLoginToken gives back the failed-login token reserved at accept:
+// the connection logged in, or ended for a reason that is not its fault.
+func (c *conn) refundLoginToken() {
+	if c.reserved.CompareAndSwap(true, false) {
+		if ap, err := netip.ParseAddrPort(c.remote); err == nil {
+			c.srv.failedIPs.refund(ap.Addr().Unmap(), time.Now())
+		}
+	}
 }
 
 // failedLogin says which ends of an unauthenticated connection count

@@ -143,7 +143,14 @@ func (d *dispatcher) deliver(m *nats.Msg, conns []*conn) int {
 	}
 	n := 0
 	for _, c := range conns {
-		switch err := c.enqueuePush(seq, hasSeq, uri, m.Data); err {
+		err := c.enqueuePush(seq, hasSeq, uri, m.Data)
+		if err == errQueueFull {
+			// The batch queued a burst before writing: write what is queued,
+			// then see whether the socket took it.
+			c.flush()
+			err = c.enqueuePush(seq, hasSeq, uri, m.Data)
+		}
+		switch err {
 		case nil:
 			n++
 			if !c.dirty {

@@ -26,6 +26,7 @@ func (c *conn) innerAuth(password string) {
 		return
 	}
 	s.metrics.auths.WithLabelValues("ok").Inc()
+	c.refundLoginToken()
 	c.touch()
 	c.logger().Info("inner push client logged in")
 	c.sendControl(wire.URIAuthSuccess, `{"heartbeat":`+strconv.Itoa(s.heartbeatSecs)+`}`)

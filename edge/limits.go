@@ -9,7 +9,9 @@ import (
 
 // ipLimiter holds a token bucket of failed logins per remote IP, so one
 // address hammering the edge with bad tokens is turned away at accept
-// without costing the auth service anything. Its map is bounded.
+// without costing the auth service anything. A connection reserves a token
+// while it tries to log in, so an address also has at most burst logins in
+// progress at once. Its map is bounded.
 type ipLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
@@ -46,25 +48,13 @@ func (b *bucket) refill(now time.Time, l *ipLimiter) {
 	b.last = now
 }
 
-// blocked reports whether ip has no failures left to spend.
-func (l *ipLimiter) blocked(ip netip.Addr, now time.Time) bool {
+// take reserves one token of ip's bucket for a connection about to try a
+// login; false means the address has no failures left to spend. The token
+// is refunded when the login succeeds, spent when it fails, so concurrent
+// bad logins cannot all slip past one remaining token.
+func (l *ipLimiter) take(ip netip.Addr, now time.Time) bool {
 	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.m[ip]
-	if b == nil {
-		return false
-	}
-	b.refill(now, l)
-	return b.tokens < 1
-}
-
-// fail spends one token of ip's bucket.
-func (l *ipLimiter) fail(ip netip.Addr, now time.Time) {
-	if l == nil {
-		return
+		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,14 +63,31 @@ func (l *ipLimiter) fail(ip netip.Addr, now time.Time) {
 		if len(l.m) >= l.max {
 			l.sweepLocked(now)
 			if len(l.m) >= l.max {
-				return // under a flood from this many addresses, stop tracking new ones
+				return true // under a flood from this many addresses, stop tracking new ones
 			}
 		}
 		b = &bucket{tokens: l.burst, last: now}
 		l.m[ip] = b
 	}
 	b.refill(now, l)
-	b.tokens = max(b.tokens-1, 0)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// refund returns a token taken for a login that did not fail.
+func (l *ipLimiter) refund(ip netip.Addr, now time.Time) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.m[ip]; b != nil {
+		b.refill(now, l)
+		b.tokens = min(l.burst, b.tokens+1)
+	}
 }
 
 // sweep forgets addresses whose bucket is full again.

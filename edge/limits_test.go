@@ -71,26 +71,55 @@ func TestIPLimiterBounded(t *testing.T) {
 	l.max = 10
 	now := time.Now()
 	for i := 0; i < 100; i++ {
-		l.fail(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
+		l.take(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
 	}
 	if len(l.m) > 10 {
 		t.Fatalf("tracked %d addresses, max 10", len(l.m))
 	}
 	ip := netip.AddrFrom4([4]byte{10, 0, 0, 1})
-	l.fail(ip, now)
-	if !l.blocked(ip, now) {
-		t.Fatal("two failures with burst 2 should block")
+	if !l.take(ip, now) || l.take(ip, now) {
+		t.Fatal("burst 2 with one token spent: one more take, then none")
 	}
-	if l.blocked(ip, now.Add(1100*time.Millisecond)) {
-		t.Fatal("a refilled token should unblock")
+	l.refund(ip, now) // that login succeeded
+	if !l.take(ip, now) {
+		t.Fatal("a refunded token should be taken again")
+	}
+	if l.take(ip, now.Add(500*time.Millisecond)) {
+		t.Fatal("half a token is not a token")
+	}
+	if !l.take(ip, now.Add(1100*time.Millisecond)) {
+		t.Fatal("a refilled token should be taken")
 	}
 	l.sweep(now.Add(time.Hour))
 	if len(l.m) != 0 {
 		t.Fatalf("sweep left %d", len(l.m))
 	}
 	var nilL *ipLimiter
-	nilL.fail(ip, now)
-	if nilL.blocked(ip, now) {
-		t.Fatal("a disabled limiter blocks")
+	if !nilL.take(ip, now) {
+		t.Fatal("a disabled limiter refuses")
+	}
+	nilL.refund(ip, now)
+}
+
+// TestFailedAuthLimitConcurrent: many bad logins in flight at once from one
+// address cannot all pass on the last remaining tokens.
+func TestFailedAuthLimitConcurrent(t *testing.T) {
+	st := newStack(t)
+	e := st.edge(Config{FailedAuthRate: 0.01, FailedAuthBurst: 5, Registerer: prometheus.NewRegistry()})
+	var cs []*client
+	for i := 0; i < 20; i++ {
+		cs = append(cs, dial(t, e))
+	}
+	refusedAtAccept := 0
+	for _, c := range cs {
+		c.send(wire.URIAuth, "bad token")
+	}
+	for _, c := range cs {
+		if m := c.expect(wire.URIAuthFailed); m.Body == wire.FailTooManyFailures {
+			refusedAtAccept++
+		}
+	}
+	if refusedAtAccept != 15 {
+		t.Fatalf("%d of 20 turned away at accept, want 15 (burst 5)", refusedAtAccept)
 	}
 }

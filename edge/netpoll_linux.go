@@ -283,14 +283,21 @@ func writeFD(fd int32, b []byte) (int, error) {
 
 func shutdownWrite(fd int32) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) }
 
-// listenControl sets TCP_NODELAY on the listening socket before it
-// listens: accepted sockets inherit it, one syscall instead of one per client.
-func listenControl(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	})
-	return errors.Join(err, serr)
+// listenControl sets options on the listening socket before it listens:
+// accepted sockets inherit them, one syscall per option instead of one per
+// client. TCP_NODELAY always; SO_SNDBUF when sndbuf > 0, which bounds the
+// kernel memory a client that stops reading can hold.
+func listenControl(sndbuf int) func(_, _ string, rc syscall.RawConn) error {
+	return func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+			if serr == nil && sndbuf > 0 {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
+			}
+		})
+		return errors.Join(err, serr)
+	}
 }
 
 // listen makes this loop accept on the listener's fd with accept4, so a
@@ -366,15 +373,17 @@ func (s *Server) acceptFD(fd int, sa unix.Sockaddr) {
 	case *unix.SockaddrInet6:
 		ap = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
 	}
-	if s.failedIPs.blocked(ap.Addr(), time.Now()) {
+	if !s.failedIPs.take(ap.Addr(), time.Now()) {
 		s.metrics.limited.WithLabelValues("failed_auth_ip").Inc()
 		refuseFD(fd, s.cfg.ByteOrder, wire.FailTooManyFailures)
 		return
 	}
 	c := newConn(s, nil, int32(fd), ap.String())
+	c.reserved.Store(true)
 	p := s.pollers[int(s.nextPoll.Add(1))%len(s.pollers)]
 	c.poller = p // before register publishes c to the sweeper
 	if !s.register(c) {
+		s.failedIPs.refund(ap.Addr(), time.Now())
 		refuseFD(fd, s.cfg.ByteOrder, wire.FailServerFull)
 		return
 	}

@@ -27,4 +27,4 @@ func shutdownWrite(int32)                   {}
 func (p *poller) listen(net.Listener) error { return errors.New("edge: no epoll here") }
 func (p *poller) unlisten()                 {}
 
-var listenControl func(network, address string, c syscall.RawConn) error
+func listenControl(int) func(network, address string, c syscall.RawConn) error { return nil }

@@ -38,10 +38,16 @@ func (s *Server) statsLoop() {
 	s.publishStats()
 	t := time.NewTicker(s.cfg.StatsInterval)
 	defer t.Stop()
+	var dropped int64
 	for {
 		select {
 		case <-t.C:
 			s.publishStats()
+			if n := s.reg.dropped(); n > dropped {
+				s.metrics.queueDrops.WithLabelValues("bus").Add(float64(n - dropped))
+				s.log.Warn("bus queue full: pushes dropped", "dropped", n-dropped)
+				dropped = n
+			}
 		case <-s.ctx.Done():
 			return
 		}

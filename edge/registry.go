@@ -19,6 +19,9 @@ type user struct {
 type registry struct {
 	mu    sync.RWMutex
 	users map[string]*user
+	// droppedGone sums the bus messages nats.go dropped (dispatcher queue
+	// full) on subscriptions since removed.
+	droppedGone int64
 }
 
 func newRegistry() *registry { return &registry{users: make(map[string]*user)} }
@@ -64,6 +67,9 @@ func (r *registry) remove(c *conn) {
 	}
 	if len(u.conns) == 0 {
 		delete(r.users, c.uid)
+		if n, err := u.sub.Dropped(); err == nil {
+			r.droppedGone += int64(n)
+		}
 		// Under the lock, so a new login of the same uid cannot hold a second
 		// subscription while this one lives (which would deliver twice).
 		// UNSUB is only buffered here; it fails only on a closed bus.
@@ -99,4 +105,18 @@ func (r *registry) all() []*conn {
 		out = append(out, u.conns...)
 	}
 	return out
+}
+
+// dropped is how many bus messages nats.go has dropped on the users'
+// subscriptions because a dispatcher queue was full; it only grows.
+func (r *registry) dropped() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := r.droppedGone
+	for _, u := range r.users {
+		if d, err := u.sub.Dropped(); err == nil {
+			n += int64(d)
+		}
+	}
+	return n
 }

@@ -67,9 +67,9 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 	}
 	id := cfg.ID
 	if id == "" {
-		id = defaultID()
+		id = NewID()
 	}
-	lc := net.ListenConfig{Control: listenControl}
+	lc := net.ListenConfig{Control: listenControl(cfg.SocketSendBuffer)}
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("edge: listen %s: %w", cfg.Addr, err)
@@ -132,7 +132,8 @@ func New(cfg Config, bus *nats.Conn) (*Server, error) {
 	return s, nil
 }
 
-func defaultID() string {
+// NewID makes an edge id: the hostname and a random suffix.
+func NewID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "edge"
@@ -291,7 +292,8 @@ func (s *Server) acceptLoop() {
 }
 
 func (s *Server) accept(nc net.Conn) {
-	if ip, ok := remoteIP(nc.RemoteAddr()); ok && s.failedIPs.blocked(ip, time.Now()) {
+	ip, hasIP := remoteIP(nc.RemoteAddr())
+	if hasIP && !s.failedIPs.take(ip, time.Now()) {
 		s.metrics.limited.WithLabelValues("failed_auth_ip").Inc()
 		s.refuse(nc, wire.FailTooManyFailures)
 		return
@@ -301,7 +303,11 @@ func (s *Server) accept(nc net.Conn) {
 		nc = tlsServer(nc, s.cfg.TLS)
 	}
 	c := newConn(s, nc, -1, nc.RemoteAddr().String())
+	c.reserved.Store(hasIP)
 	if !s.register(c) {
+		if hasIP {
+			s.failedIPs.refund(ip, time.Now())
+		}
 		s.refuse(nc, wire.FailServerFull)
 		return
 	}

@@ -15,8 +15,9 @@
 # The dev verifier believes any uid: never expose this cluster.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
 PLEX=${PLEX_BIN:-bin/plex}
+[[ -z ${PLEX_BIN:-} || $PLEX == /* ]] || PLEX="$PWD/$PLEX" # relative to the caller
+cd "$(dirname "$0")/.."
 DIR=${CLUSTER_DIR:-.cluster}
 PASSWORD=${PLEX_INNER_PASSWORD:-cluster-dev}
 HOST=127.0.0.1
@@ -122,10 +123,7 @@ ready_pattern() {
 }
 
 launch() {
-	local part=$1 log pid p
-	for p in $(ports_of "$part"); do
-		port_busy "$p" && die "$part: port $p on $HOST is busy (another cluster, plex dev or nats-server?); free it or run '$0 stop'"
-	done
+	local part=$1 log pid
 	log=$(logfile "$part")
 	set_args "$part"
 	echo "# $(date -u +%FT%TZ) $PLEX ${ARGS[*]}" >"$log"
@@ -151,12 +149,22 @@ start() {
 	mkdir -p "$DIR/pids" "$DIR/logs"
 	NO_RANDOMIZE=0
 	if "$PLEX" edge --help 2>&1 | grep -q -- --nats-no-randomize; then NO_RANDOMIZE=1; fi
-	local part pid
+	local part pid p todo=() busy=()
 	for part in "${PARTS[@]}"; do
 		if pid=$(pid_of "$part"); then
 			echo "$part already running (pid $pid)"
-			continue
+		else
+			todo+=("$part")
+			for p in $(ports_of "$part"); do
+				port_busy "$p" && busy+=("$p ($part)")
+			done
 		fi
+	done
+	# Check every port first: never leave half a cluster behind.
+	if [[ ${#busy[@]} -gt 0 ]]; then
+		die "port(s) busy on $HOST: ${busy[*]}. Another cluster, plex dev or nats-server? Free them, or run '$0 stop' if it is this one."
+	fi
+	for part in "${todo[@]}"; do
 		launch "$part"
 		echo "$part started (pid $(<"$(pidfile "$part")"))"
 	done
@@ -171,8 +179,8 @@ Plex cluster ($DIR/, logs in $DIR/logs/):
   nats   n1 $(nats_url 0)  n2 $(nats_url 1)  n3 $(nats_url 2)
          routes $HOST:${ROUTE_PORTS[0]},${ROUTE_PORTS[1]},${ROUTE_PORTS[2]}   monitoring http://$HOST:${MONITOR_PORTS[0]}/routez (8223, 8224)
   edges  edge-1 $HOST:${EDGE_PORTS[0]} (on n1)  edge-2 $HOST:${EDGE_PORTS[1]} (on n2)  edge-3 $HOST:${EDGE_PORTS[2]} (on n3)
-  auth   dev verifier (the auth body is the uid), on n2
-  api    http://$HOST:$API_PORT  (on n3)  bearer password: $PASSWORD
+  auth   dev verifier (the auth body is the uid); --nats lists all three nodes
+  api    http://$HOST:$API_PORT   bearer password: $PASSWORD; --nats lists all three nodes
 
 Try it:
   $PLEX client --uid 42 --host-url http://$HOST:$API_PORT/plex/v1/host

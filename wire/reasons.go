@@ -7,15 +7,15 @@ import "strings"
 // Clients tell a temporary failure, worth retrying with backoff and the
 // same credentials, from a refusal with TemporaryFailure.
 const (
-	FailAuthUnavailable  = "auth unavailable"                    // no auth service answered, or the bus is down
-	FailAuthTimedOut     = "auth timed out"                      // the auth service did not answer in time
-	FailAuthTimeout      = "auth timeout"                        // no login within the edge's AuthTimeout
-	FailServerBusy       = "server busy, retry later"            // too many logins in flight
-	FailServerFull       = "server full"                         // MaxConnections reached
-	FailTooManyFailures  = "too many failed logins, retry later" // failed-login limit of the client's address
-	FailNotAuthenticated = "not authenticated"                   // data before login
-	FailAlreadyLoggedIn  = "already logged in"                   // duplicate-login policy reject-new
-	FailKicked           = "kicked: logged in elsewhere"         // a newer login or an operator's kick
+	FailAuthUnavailable  = "auth unavailable"                               // no auth service answered, or the bus is down
+	FailAuthTimedOut     = "auth timed out"                                 // the auth service did not answer in time
+	FailAuthTimeout      = "auth timeout"                                   // no login within the edge's AuthTimeout
+	FailServerBusy       = "server busy, retry later"                       // too many logins in flight
+	FailServerFull       = "server full"                                    // MaxConnections reached
+	FailTooManyFailures  = "too many logins from this address, retry later" // its failed-login budget is spent, or as many logins are in progress
+	FailNotAuthenticated = "not authenticated"                              // data before login
+	FailAlreadyLoggedIn  = "already logged in"                              // duplicate-login policy reject-new
+	FailKicked           = "kicked: logged in elsewhere"                    // a newer login or an operator's kick
 	FailInnerDisabled    = "inner push disabled"
 	FailInnerRefused     = "inner push refused"
 )

@@ -209,7 +209,7 @@ capacity and failover. The verifier decides which uid a device is:
 			if err != nil {
 				return err
 			}
-			stopOps, err := ops.start(reg, log)
+			stopOps, err := ops.start(reg, log, cmd.OutOrStdout())
 			if err != nil {
 				_ = svc.Stop()
 				return err

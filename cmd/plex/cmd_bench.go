@@ -45,7 +45,7 @@ func (d *deviceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&d.template, "token-template", "", "auth data with {uid} replaced (default: the uid, for the dev verifier)")
 	fs.StringVar(&d.jwtSecret, "jwt-secret", "", "log in with HS256 JWTs signed with this secret (sub = uid)")
 	fs.StringVar(&d.jwtFile, "jwt-secret-file", "", "file holding the HS256 secret")
-	fs.BoolVar(&d.ports, "explicit-ports", true, "bind each connection to its own source address and port (127.0.0.x, 10000-29999): fast connects and more than one address's ports; false = let the kernel choose")
+	fs.BoolVar(&d.ports, "explicit-ports", true, "bind each connection to its own source address and port (64 addresses 127.0.0.x, ports from 10000): fast connects, more than one address's ports, and load spread like real users; false = let the kernel choose")
 	fs.IntVar(&d.concurrency, "concurrency", 256, "logins in flight per process")
 	fs.StringVar(&d.byteOrder, "byte-order", "big", "length prefix byte order")
 	fs.Var(dur(&d.timeout, 10*time.Second), "login-timeout", "bound on one dial and login")

@@ -35,7 +35,10 @@ offline presence is published, and it exits 0.`,
 			}
 			reg := newRegistry()
 			cfg.Registerer = reg
-			nc, err := bf.connect("plex-edge", log)
+			if cfg.ID == "" {
+				cfg.ID = edge.NewID() // known now, so the bus connection carries it
+			}
+			nc, err := bf.connect("plex-edge "+cfg.ID, log)
 			if err != nil {
 				return err
 			}
@@ -44,7 +47,7 @@ offline presence is published, and it exits 0.`,
 			if err != nil {
 				return err
 			}
-			stopOps, err := ops.start(reg, log)
+			stopOps, err := ops.start(reg, log, cmd.OutOrStdout())
 			if err != nil {
 				srv.Close()
 				return err

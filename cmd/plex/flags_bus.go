@@ -15,6 +15,8 @@ type busFlags struct {
 	user, password, token     string
 	creds                     string
 	caFile, certFile, keyFile string
+	noRandomize               bool
+	inboxPrefix               string
 }
 
 func (b *busFlags) register(fs *pflag.FlagSet, defURL string) {
@@ -26,6 +28,8 @@ func (b *busFlags) register(fs *pflag.FlagSet, defURL string) {
 	fs.StringVar(&b.caFile, "nats-ca", "", "CA file to verify NATS servers' TLS certificates")
 	fs.StringVar(&b.certFile, "nats-cert", "", "client certificate for NATS TLS (with --nats-key)")
 	fs.StringVar(&b.keyFile, "nats-key", "", "client key for NATS TLS")
+	fs.BoolVar(&b.noRandomize, "nats-no-randomize", false, "connect to the --nats servers in the order given (default: shuffled)")
+	fs.StringVar(&b.inboxPrefix, "nats-inbox-prefix", "", "prefix of reply subjects instead of _INBOX, so permissions can confine a role to its own replies")
 }
 
 func (b *busFlags) config(name string, log *slog.Logger) bus.ConnConfig {
@@ -33,6 +37,7 @@ func (b *busFlags) config(name string, log *slog.Logger) bus.ConnConfig {
 		URLs: b.urls, Name: name,
 		User: b.user, Password: b.password, Token: b.token, CredsFile: b.creds,
 		CAFile: b.caFile, CertFile: b.certFile, KeyFile: b.keyFile,
+		NoRandomize: b.noRandomize, InboxPrefix: b.inboxPrefix,
 		Logger: log,
 	}
 }

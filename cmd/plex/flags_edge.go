@@ -42,6 +42,7 @@ type edgeFlags struct {
 	dispatchers      int
 	readLoops        int
 	goroutinePerConn bool
+	sndbuf           int
 }
 
 func (e *edgeFlags) register(fs *pflag.FlagSet) {
@@ -63,11 +64,12 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 	fs.Var(dur(&e.statsInterval, edge.DefaultStatsInterval), "stats-interval", "interval of plex.edge.stats")
 	fs.Var(dur(&e.drainTimeout, edge.DefaultDrainTimeout), "drain-timeout", "bound on a graceful shutdown")
 	fs.Float64Var(&e.failedAuthRate, "failed-auth-rate", 10, "failed logins allowed per remote IP per second, after the burst (negative = no limit)")
-	fs.IntVar(&e.failedAuthBurst, "failed-auth-burst", 100, "failed logins a remote IP may make at once")
+	fs.IntVar(&e.failedAuthBurst, "failed-auth-burst", 100, "failed logins a remote IP may make at once, and logins it may have in progress")
 	fs.Float64Var(&e.frameRate, "client-frame-rate", 10, "frames a client may send per second, after the burst (negative = no limit)")
 	fs.IntVar(&e.frameBurst, "client-frame-burst", 50, "frames a client may send at once")
 	fs.IntVar(&e.dispatchers, "dispatchers", 0, "goroutines writing pushes to sockets (0 = one per CPU)")
 	fs.IntVar(&e.readLoops, "read-loops", 0, "epoll loops reading client sockets (0 = one per CPU)")
+	fs.IntVar(&e.sndbuf, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes, bounding the kernel memory a stuck client holds (0 = kernel default)")
 	fs.BoolVar(&e.goroutinePerConn, "goroutine-per-conn", false, "read each connection with its own goroutine instead of epoll loops (uses more memory; TLS always does)")
 	fs.StringVar(&e.tlsCert, "tls-cert", "", "serve TLS to devices with this certificate (with --tls-key)")
 	fs.StringVar(&e.tlsKey, "tls-key", "", "TLS private key")
@@ -111,6 +113,7 @@ func (e *edgeFlags) config(log *slog.Logger) (edge.Config, error) {
 		Dispatchers:        e.dispatchers,
 		ReadLoops:          e.readLoops,
 		GoroutinePerConn:   e.goroutinePerConn,
+		SocketSendBuffer:   e.sndbuf,
 		Logger:             log.With("part", "edge"),
 		Version:            version,
 	}

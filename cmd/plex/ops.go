@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,8 +35,9 @@ func (o *opsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve /debug/pprof on this address, for profiling (empty = off; keep it private)")
 }
 
-// start serves the enabled listeners until stop is called.
-func (o *opsFlags) start(reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+// start serves the enabled listeners until stop is called, telling out
+// where they listen (a port of 0 picks a free one).
+func (o *opsFlags) start(reg *prometheus.Registry, log *slog.Logger, out io.Writer) (stop func(), err error) {
 	var servers []*httpServer
 	stop = func() {
 		for _, s := range servers {
@@ -49,6 +52,7 @@ func (o *opsFlags) start(reg *prometheus.Registry, log *slog.Logger) (stop func(
 			return stop, err
 		}
 		servers = append(servers, s)
+		fmt.Fprintf(out, "metrics on http://%s/metrics\n", s.addr)
 	}
 	if o.pprofAddr != "" {
 		mux := http.NewServeMux()
@@ -63,6 +67,7 @@ func (o *opsFlags) start(reg *prometheus.Registry, log *slog.Logger) (stop func(
 			return func() {}, err
 		}
 		servers = append(servers, s)
+		fmt.Fprintf(out, "pprof on http://%s/debug/pprof/\n", s.addr)
 	}
 	return stop, nil
 }

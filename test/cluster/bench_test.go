@@ -6,7 +6,9 @@
 //	go test -tags clusterbench -run 'Bench' -v -count=1 -timeout 15m ./test/cluster/
 //
 // PLEX_BENCH_PUSHES (default 2000) and PLEX_BENCH_USERS (default 15000)
-// change their sizes. Run them without -race: they measure time.
+// change their sizes; PLEX_BENCH_PROBES=0 leaves out the pushes after the
+// node loss (they load the machine the re-subscription runs on). Run them
+// without -race: they measure time.
 
 package cluster
 
@@ -23,12 +25,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/edge"
-	"github.com/plexbus/plex/embeddednats"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -136,80 +136,100 @@ func TestBenchRouteLatency(t *testing.T) {
 	t.Log(b.String())
 }
 
+// phase is the body of the probes of the current measurement; a device
+// counts only those, not late copies of an earlier phase's.
+var phase atomic.Pointer[string]
+
 // benchDevice is one of many devices held by TestBenchResubscribe; its
 // reader goroutine notes when the first push of a phase arrives.
 type benchDevice struct {
-	uid string
-	c   net.Conn
+	uid    string
+	c      net.Conn
 	got    atomic.Int64 // UnixNano of the first push since reset; 0 = none yet
 	closed atomic.Bool  // the socket ended
 }
 
 // TestBenchResubscribe measures how long the users of an edge are out of
 // reach when the edge's NATS node dies: PLEX_BENCH_USERS devices (default
-// 15,000) on one `plex edge` process attached to one of three nodes; the
-// node is shut down; the edge fails over to another node and re-subscribes
-// every user. Reported: when the edge's new server saw its connection and
-// all of its subscriptions, and when each device got a push published on
-// the surviving nodes again (the devices keep their sockets throughout).
+// 15,000, held in this process) on one `plex edge` process attached to one
+// of three `plex nats` nodes; that node is killed (SIGKILL); the edge fails
+// over to another node and re-subscribes every user. Reported: when the
+// edge noticed, when its new node saw its connection and all of its
+// subscriptions, and when each device got a push published on the
+// surviving nodes again (the devices keep their sockets throughout).
 func TestBenchResubscribe(t *testing.T) {
 	users := envInt(t, "PLEX_BENCH_USERS", 15000)
-	nodes := startNodes(t, 3)
-	startAuth(t, busConn(t, "plex-auth", clientURLs(nodes, 1)...))
-	ep := startProc(t, "edge", "", "edge", "--nats", strings.Join(clientURLs(nodes, 0), ","),
+	n1 := startNATSProc(t, "n1")
+	nodes := []*natsProc{n1, startNATSProc(t, "n2", n1), startNATSProc(t, "n3", n1)}
+	conns := make([]*nats.Conn, len(nodes))
+	for i, n := range nodes {
+		conns[i] = busConn(t, "bench "+n.node, n.url)
+	}
+	waitMesh(t, conns)
+	ep := startProc(t, "edge", "", "edge", "--nats", natsList(nodes, 0),
 		"--port", "0", "--bind", "127.0.0.1", "--edge-id", "bench-edge",
 		"--heartbeat", "10m", "--heartbeat-timeout", "20m", "--auth-timeout", "2m", "--stats-interval", "1s")
 	addr := ep.waitOut(edgeListenRe, 15*time.Second)[1]
 	victim := -1
 	waitFor(t, 10*time.Second, "the edge's node", func() bool {
 		for k, n := range nodes {
-			if edgesOn(t, n) == 1 {
+			if found, _, err := n.edgeConn(); err == nil && found {
 				victim = k
 				return true
 			}
 		}
 		return false
 	})
-	var survivors []*embeddednats.Server
+	// The auth service on another node: it must outlive the node loss.
+	authNode := (victim + 1) % len(nodes)
+	startAuth(t, conns[authNode])
+	var survivors []*natsProc
 	var pubs []*nats.Conn
 	for k, n := range nodes {
 		if k != victim {
 			survivors = append(survivors, n)
-			pubs = append(pubs, busConn(t, "bench "+n.NATS().Name(), n.ClientURL()))
+			pubs = append(pubs, conns[k])
 		}
 	}
 
 	devs, loginTime := connectDevices(t, addr, users)
-	t.Logf("%d devices logged in in %s (%.0f logins/s; edge on n%d, auth on n2)",
-		users, loginTime.Round(time.Millisecond), float64(users)/loginTime.Seconds(), victim+1)
+	t.Logf("%d devices logged in in %s (%.0f logins/s; edge on %s, auth on %s)",
+		users, loginTime.Round(time.Millisecond), float64(users)/loginTime.Seconds(), nodes[victim].node, nodes[authNode].node)
 
 	before := reachAll(t, pubs, devs, time.Now(), time.Minute)
 	t.Logf("baseline, every node up: a round of pushes to all %d users reached the last one after %s", users, before.max.Round(time.Millisecond))
 
-	for _, d := range devs {
-		d.got.Store(0)
-	}
 	watch := watchResubscribe(t, survivors, users)
 	lost := time.Now()
-	nodes[victim].Shutdown()
-	after := reachAll(t, pubs, devs, lost, 2*time.Minute)
+	nodes[victim].kill()
+	killed := time.Since(lost)
+	var after reached
+	if os.Getenv("PLEX_BENCH_PROBES") != "0" {
+		after = reachAll(t, pubs, devs, lost, 2*time.Minute)
+	}
 	rs := <-watch
+	edgeLog := ep.stderr()
 	closed := 0
 	for _, d := range devs {
 		if d.closed.Load() {
 			closed++
 		}
 	}
-	t.Logf("\nnode n%d (the edge's) shut down at t=0, %d users:\n"+
+	t.Logf("\nnode %s (the edge's) killed at t=0, %d users:\n"+
 		"| event | after the node loss |\n| --- | --- |\n"+
-		"| the edge's connection on a surviving node | %s |\n"+
-		"| all %d subscriptions held by that node | %s |\n"+
+		"| the node's process reaped (SIGKILL) | %s |\n"+
+		"| the edge logged \"bus disconnected\" | %s |\n"+
+		"| its connection seen on a surviving node (/connz) | %s |\n"+
+		"| the edge logged \"bus reconnected\" (subscriptions re-sent) | %s |\n"+
+		"| all %d subscriptions held by that node (/connz) | %s |\n"+
 		"| first user reached by a push from a surviving node | %s |\n"+
 		"| half of the users reached (p50) | %s |\n"+
 		"| p99 of the users reached | %s |\n"+
 		"| all %d users reached | %s |\n"+
 		"device sockets closed meanwhile: %d",
-		victim+1, users, rs.reconnected.Round(time.Millisecond), users, rs.subscribed.Round(time.Millisecond),
+		nodes[victim].node, users, killed.Round(time.Millisecond), logTime(edgeLog, "bus disconnected", lost),
+		rs.reconnected.Round(time.Millisecond), logTime(edgeLog, "bus reconnected", lost),
+		users, rs.subscribed.Round(time.Millisecond),
 		after.first.Round(time.Millisecond), after.p50.Round(time.Millisecond), after.p99.Round(time.Millisecond),
 		users, after.max.Round(time.Millisecond), closed)
 	if closed > 0 {
@@ -291,7 +311,7 @@ func (d *benchDevice) read(r *wire.Reader) {
 			d.closed.Store(true)
 			return
 		}
-		if m.URI == wire.URIPush {
+		if p := phase.Load(); m.URI == wire.URIPush && p != nil && m.Body == *p {
 			d.got.CompareAndSwap(0, time.Now().UnixNano())
 		}
 	}
@@ -300,21 +320,28 @@ func (d *benchDevice) read(r *wire.Reader) {
 // reached is when the devices got their first push of a phase, from since.
 type reached struct{ first, p50, p99, max time.Duration }
 
-// reachAll publishes a push to every device that has not had one yet, from
-// each of pubs, in rounds every 10 ms, until all have or within passes.
+// reachAll publishes a push to every device that has not had one yet, in
+// rounds at most every 20 ms, from each of pubs in turn, until all have
+// one or within passes. Late copies of earlier rounds are not counted (see
+// phase).
 func reachAll(t *testing.T, pubs []*nats.Conn, devs []*benchDevice, since time.Time, within time.Duration) reached {
 	t.Helper()
-	for {
+	body := fmt.Sprintf("phase-%d", since.UnixNano())
+	for _, d := range devs {
+		d.got.Store(0)
+	}
+	phase.Store(&body)
+	for round := 0; ; round++ {
+		roundStart := time.Now()
+		pub := pubs[round%len(pubs)]
 		pending := 0
 		for _, d := range devs {
 			if d.got.Load() != 0 {
 				continue
 			}
 			pending++
-			for _, pub := range pubs {
-				if err := bus.Publish(pub, bus.Push{UID: d.uid, Body: []byte("p")}); err != nil && !pub.IsReconnecting() {
-					t.Fatal(err)
-				}
+			if err := bus.Publish(pub, bus.Push{UID: d.uid, Body: []byte(body)}); err != nil && !pub.IsReconnecting() {
+				t.Fatal(err)
 			}
 		}
 		if pending == 0 {
@@ -323,12 +350,10 @@ func reachAll(t *testing.T, pubs []*nats.Conn, devs []*benchDevice, since time.T
 		if time.Since(since) > within {
 			t.Fatalf("%d of %d devices got no push within %s", pending, len(devs), within)
 		}
-		for _, pub := range pubs {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = pub.FlushWithContext(ctx)
-			cancel()
-		}
-		time.Sleep(10 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = pub.FlushWithContext(ctx)
+		cancel()
+		time.Sleep(20*time.Millisecond - time.Since(roundStart))
 	}
 	ds := make([]time.Duration, len(devs))
 	for i, d := range devs {
@@ -342,32 +367,34 @@ func reachAll(t *testing.T, pubs []*nats.Conn, devs []*benchDevice, since time.T
 // and when that node held all of its user subscriptions.
 type resubscribed struct{ reconnected, subscribed time.Duration }
 
-// watchResubscribe polls the surviving nodes' connections every 2 ms from
-// now on, for the edge's.
-func watchResubscribe(t *testing.T, survivors []*embeddednats.Server, users int) <-chan resubscribed {
+// watchResubscribe polls the surviving nodes' /connz every 2 ms from now
+// on, for the edge's connection.
+func watchResubscribe(t *testing.T, survivors []*natsProc, users int) <-chan resubscribed {
 	ch := make(chan resubscribed, 1)
+	stop, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done }) // if the test ends first
 	start := time.Now()
 	go func() {
+		defer close(done)
 		var rs resubscribed
 		defer func() { ch <- rs }()
 		for time.Since(start) < 2*time.Minute {
-			for _, s := range survivors {
-				cz, err := s.NATS().Connz(&server.ConnzOptions{Limit: 1024})
-				if err != nil {
-					t.Errorf("connz: %v", err)
-					return
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, n := range survivors {
+				found, subs, err := n.edgeConn()
+				if err != nil || !found {
+					continue
 				}
-				for _, c := range cz.Conns {
-					if !strings.HasPrefix(c.Name, "plex-edge") {
-						continue
-					}
-					if rs.reconnected == 0 {
-						rs.reconnected = time.Since(start)
-					}
-					if int(c.NumSubs) >= users {
-						rs.subscribed = time.Since(start)
-						return
-					}
+				if rs.reconnected == 0 {
+					rs.reconnected = time.Since(start)
+				}
+				if subs >= users {
+					rs.subscribed = time.Since(start)
+					return
 				}
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -375,4 +402,21 @@ func watchResubscribe(t *testing.T, survivors []*embeddednats.Server, users int)
 		t.Errorf("the edge's subscriptions never all showed up on a surviving node")
 	}()
 	return ch
+}
+
+// logTime finds the first log line with msg="<msg>" and returns its time
+// relative to since, or "?".
+func logTime(log, msg string, since time.Time) string {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `msg="`+msg+`"`) {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || at.Before(since.Truncate(time.Millisecond)) {
+			continue
+		}
+		return at.Sub(since).Round(time.Millisecond).String()
+	}
+	return "?"
 }

@@ -16,8 +16,13 @@
 //     `plex api` with --nats URL lists, and SIGKILL for the losses.
 //   - TestDevJoinsCluster: `plex dev` with the cluster flags joins a
 //     `plex nats` node.
+//   - TestDeployPermissions: the per-role NATS users of docs/deploy.md (its
+//     plex-accounts.conf block, read from the file) let every part do its
+//     job, on a hub node and a leaf node, and refuse what each role must
+//     not do.
 //   - TestEdgeNATSOrder: `plex edge --nats a,b,c --nats-no-randomize`
-//     attaches to a, then fails over in that order.
+//     attaches to a, then fails over in that order. It fails until plex
+//     has that flag.
 //
 // Behind the build tag clusterbench (see bench_test.go) are the
 // measurements recorded in BENCHMARKS.md: the extra latency of a push that

@@ -151,12 +151,17 @@ type edgeNode struct {
 // gracefully at cleanup unless the test stopped it.
 func startEdge(t testing.TB, id string, urls []string, cfg edge.Config) *edgeNode {
 	t.Helper()
+	return startEdgeOn(t, id, busConn(t, "plex-edge "+id, urls...), cfg)
+}
+
+// startEdgeOn is startEdge on a given bus connection.
+func startEdgeOn(t testing.TB, id string, nc *nats.Conn, cfg edge.Config) *edgeNode {
+	t.Helper()
 	p := newProxy(t)
 	cfg.ID, cfg.Addr, cfg.Advertise = id, "127.0.0.1:0", p.addr()
 	if cfg.Logger == nil {
 		cfg.Logger = discard
 	}
-	nc := busConn(t, "plex-edge "+id, urls...)
 	srv, err := edge.New(cfg, nc)
 	if err != nil {
 		t.Fatal(err)

@@ -146,7 +146,6 @@ type prober struct {
 	st   pusher
 	addr string
 	src  string // source address
-	tls  *tls.Config
 
 	mu       sync.Mutex
 	logins   latencies
@@ -178,14 +177,8 @@ func (p *prober) fail(format string, a ...any) {
 }
 
 func (p *prober) once(uid string) {
-	var c *rawConn
-	var err error
 	start := time.Now()
-	if p.tls != nil {
-		c, err = dialTLS(p.addr, p.tls)
-	} else {
-		c, err = dialFrom(p.src, p.addr)
-	}
+	c, err := dialFrom(p.src, p.addr)
 	if err != nil {
 		p.fail("dial: %v", err)
 		return
@@ -228,8 +221,8 @@ type pushWatch struct {
 	stopped chan struct{}
 }
 
-// watchPushes runs until ctx ends; c must be logged in as uid and is
-// read only by it.
+// watchPushes runs until ctx ends, then closes c; c must be logged in as
+// uid and is read only by it.
 func watchPushes(ctx context.Context, st pusher, c *rawConn, uid string, every time.Duration) *pushWatch {
 	w := &pushWatch{stopped: make(chan struct{})}
 	var wg sync.WaitGroup
@@ -267,7 +260,7 @@ func watchPushes(ctx context.Context, st pusher, c *rawConn, uid string, every t
 			case <-ctx.Done():
 				// Let the last pushes land, then end the reader.
 				time.Sleep(200 * time.Millisecond)
-				_ = c.SetReadDeadline(time.Now())
+				c.Close()
 				wg.Wait()
 				return
 			case <-t.C:

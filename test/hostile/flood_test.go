@@ -31,11 +31,16 @@ func newResident(t *testing.T, st *stack, addr, src, uid string) *resident {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &resident{w: watchPushes(ctx, st, c, uid, 20*time.Millisecond), cancel: cancel}
+	r := &resident{w: watchPushes(ctx, st, c, uid, 20*time.Millisecond), cancel: cancel}
+	t.Cleanup(func() {
+		cancel()
+		<-r.w.stopped
+	})
+	return r
 }
 
 // check stops the pushes and requires every one to have arrived promptly.
-func (r *resident) check(t *testing.T, what string) latencies {
+func (r *resident) check(t *testing.T, what string) {
 	t.Helper()
 	r.cancel()
 	lat, sent, errs := r.w.result()
@@ -46,10 +51,9 @@ func (r *resident) check(t *testing.T, what string) latencies {
 	if len(lat) != sent {
 		t.Errorf("%s: connected device got %d of %d pushes", what, len(lat), sent)
 	}
-	if lat.pct(99) > 250*time.Millisecond {
-		t.Errorf("%s: push p99 %v to a connected device", what, lat.pct(99))
+	if lat.pct(50) > 50*time.Millisecond || lat.pct(99) > time.Second {
+		t.Errorf("%s: pushes to a connected device slowed down: %v", what, lat)
 	}
-	return lat
 }
 
 // checkProber requires a prober to have logged in and been pushed to
@@ -61,8 +65,9 @@ func checkProber(t *testing.T, what string, pr *prober) {
 	if len(failures) > 0 {
 		t.Errorf("%s: new device failed %d times, first: %s", what, len(failures), failures[0])
 	}
-	if len(logins) == 0 || logins.pct(99) > 500*time.Millisecond || pushes.pct(99) > 250*time.Millisecond {
-		t.Errorf("%s: new device: login p99 %v, push p99 %v", what, logins.pct(99), pushes.pct(99))
+	if len(logins) == 0 || logins.pct(50) > 100*time.Millisecond || logins.pct(99) > 2*time.Second ||
+		pushes.pct(50) > 50*time.Millisecond || pushes.pct(99) > time.Second {
+		t.Errorf("%s: new device slowed down: login %v, push %v", what, logins, pushes)
 	}
 }
 
@@ -90,7 +95,7 @@ func during(st *stack, addr, src string, f func()) *prober {
 func TestFloodMaxConnections(t *testing.T) {
 	const maxConns = 200
 	st := newStack(t)
-	e := startEdge(t, st.url(), "--max-conns", strconv.Itoa(maxConns), "--auth-timeout", "20s")
+	e := startEdge(t, st.url(), "--max-conns", strconv.Itoa(maxConns))
 	res := newResident(t, st, e.addr, "127.0.0.2", "resident")
 	var holders []net.Conn
 	for i := 0; i < maxConns-1; i++ {
@@ -99,6 +104,9 @@ func TestFloodMaxConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		if _, err := c.login("holder-"+strconv.Itoa(i), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		holders = append(holders, c)
 	}
 	waitFor(t, 5*time.Second, "the edge to be full", func() bool {
@@ -108,7 +116,7 @@ func TestFloodMaxConnections(t *testing.T) {
 
 	var attempts, full atomic.Int64
 	var other sync.Map
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	deadline := time.Now().Add(time.Second)
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
@@ -133,7 +141,7 @@ func TestFloodMaxConnections(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(deadline.Add(-1500 * time.Millisecond))
+	elapsed := time.Since(deadline.Add(-time.Second))
 	after := e.scrape()
 	t.Logf("max-conns flood: %d attempts in %v (%.0f/s), %d told %q",
 		attempts.Load(), elapsed.Round(time.Millisecond), float64(attempts.Load())/elapsed.Seconds(), full.Load(), wire.FailServerFull)
@@ -179,7 +187,7 @@ func TestFloodBadLogins(t *testing.T) {
 		rate    = 5
 		burst   = 20
 		workers = 4
-		window  = 2 * time.Second
+		window  = 1500 * time.Millisecond
 	)
 	st := newStack(t)
 	e := startEdge(t, st.url(), "--failed-auth-rate", strconv.Itoa(rate), "--failed-auth-burst", strconv.Itoa(burst))
@@ -261,7 +269,7 @@ func TestFloodBadLogins(t *testing.T) {
 func TestFloodFrames(t *testing.T) {
 	const (
 		workers = 8
-		window  = 2 * time.Second
+		window  = 1500 * time.Millisecond
 	)
 	st := newStack(t)
 	e := startEdge(t, st.url(), "--client-frame-rate", "20", "--client-frame-burst", "40")

@@ -115,7 +115,9 @@ var garbageCases = []garbageCase{
 	}, want: closeNow},
 	{name: "wrong types", gen: func(r *rand.Rand) []byte { return withHdr([]byte(wrongTypes[r.IntN(len(wrongTypes))])) }, want: closeNow},
 	{name: "invalid utf8 outside strings", gen: func(*rand.Rand) []byte { return withHdr([]byte("{\"uri\":\xff\xfe}")) }, want: closeNow},
-	{name: "invalid utf8 token", gen: func(*rand.Rand) []byte { return withHdr([]byte("{\"uri\":\"/auth/server\",\"body\":\"uid:\xff\xfe\"}")) }, want: closeNow},
+	{name: "invalid utf8 token", gen: func(*rand.Rand) []byte {
+		return withHdr([]byte("{\"uri\":\"/auth/server\",\"body\":\"uid:\xff\xfe\"}"))
+	}, want: closeNow},
 	{name: "deep json", gen: func(r *rand.Rand) []byte { return withHdr(deepJSON("{", 1+r.IntN(4000), true)) }, want: closeNow},
 	{name: "deep unclosed json", gen: func(r *rand.Rand) []byte { return withHdr(deepJSON("{", 1+r.IntN(8000), false)) }, want: closeNow},
 	{name: "login above the auth frame limit", gen: func(r *rand.Rand) []byte {
@@ -195,7 +197,7 @@ func TestGarbage(t *testing.T) {
 
 func garbage(t *testing.T, goroutinePerConn bool, seed uint64) {
 	const (
-		conns   = 1000
+		conns   = 600
 		workers = 100
 	)
 	st := newStack(t)

