@@ -117,6 +117,30 @@ public final class PlexClient {
     static final String URI_AUTH = "/auth/server";
     static final String URI_AUTH_SUCCESS = "/auth/success";
     static final String URI_AUTH_FAILED = "/auth/failed";
+
+    /**
+     * The {@code /auth/failed} reasons the edge sends when it could not decide
+     * a login; they say nothing about the credentials (wire/testdata/reasons.json).
+     */
+    static final String[] TEMPORARY_FAILURES = {
+        "auth unavailable",
+        "auth timed out",
+        "auth timeout",
+        "server busy, retry later",
+        "server full",
+        "too many logins from this address, retry later",
+    };
+
+    /** Whether an {@code /auth/failed} reason is worth retrying with the same auth data. */
+    public static boolean isTemporaryFailure(String reason) {
+        String r = reason == null ? "" : reason.trim();
+        for (String t : TEMPORARY_FAILURES) {
+            if (t.equals(r)) {
+                return true;
+            }
+        }
+        return false;
+    }
     static final String URI_HEARTBEAT = "/heartbeat";
     static final String URI_RECONNECT = "/reconnect";
 
@@ -676,6 +700,12 @@ public final class PlexClient {
                     }
                     if (URI_AUTH_FAILED.equals(uri)) {
                         c.close();
+                        if (isTemporaryFailure(reply.getBody())) {
+                            // The edge could not decide (auth service down, edge
+                            // full or busy): retry with backoff, same auth data.
+                            return Outcome.failed(new PlexException(PlexException.Kind.AUTH_UNAVAILABLE,
+                                    "login not decided: " + reply.getBody()));
+                        }
                         return new Outcome(Outcome.AUTH_FAILED, null, reply.getBody(), data, false, 0, 0);
                     }
                     if (URI_RECONNECT.equals(uri)) {

@@ -19,7 +19,9 @@ public final class PlexException extends IOException {
         /** The server sent {@code /reconnect}: it is going away. */
         SERVER_RECONNECT,
         /** The server closed the connection. */
-        SERVER_CLOSED
+        SERVER_CLOSED,
+        /** The edge could not decide the login (auth service down, edge full or busy): retried. */
+        AUTH_UNAVAILABLE
     }
 
     private final Kind kind;
