@@ -283,6 +283,9 @@ func (s *Service) stop() error {
 // them all in the client's pending queue; a barrier queued behind them
 // then runs once they have been handled.
 func (s *Service) waitDelivered() {
+	if !s.nc.IsConnected() {
+		return // nothing more can arrive
+	}
 	deadline := time.Now().Add(s.cfg.DrainTimeout)
 	if err := s.nc.FlushTimeout(s.cfg.DrainTimeout); err != nil {
 		if !errors.Is(err, nats.ErrConnectionClosed) {

@@ -3,10 +3,9 @@ package authsvc
 import (
 	"context"
 	"errors"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/plexbus/plex/bus"
+	"github.com/plexbus/plex/wire"
 )
 
 // Verifier decides who a connecting client is. Verify returns the client's
@@ -80,16 +79,8 @@ func (e *RefusedError) Error() string { return "authsvc: refused: " + e.Reason }
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
 func cleanReason(reason string) string {
-	reason = strings.TrimSpace(reason)
-	if reason == "" {
+	if reason = wire.CutReason(reason); reason == "" {
 		return ReasonRefused
-	}
-	if len(reason) > MaxReasonLen {
-		cut := MaxReasonLen
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
 	}
 	return reason
 }

@@ -81,7 +81,7 @@ func (c *conn) startAuth(body string) {
 	if err != nil {
 		a.forget(c)
 		s.metrics.observeAuth("unavailable", now)
-		c.logger().Warn("auth request", "err", err)
+		s.warnAuth("auth request", "err", err)
 		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
 	}
 }
@@ -118,7 +118,7 @@ func (a *authPipe) timedOut(c *conn) bool {
 		return false
 	}
 	a.srv.metrics.observeAuth("timeout", p.start)
-	c.logger().Warn("auth service timed out", "after", time.Since(p.start).Round(time.Millisecond))
+	a.srv.warnAuth("auth service timed out", "after", time.Since(p.start).Round(time.Millisecond))
 	c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthTimedOut)
 	return true
 }
@@ -183,13 +183,21 @@ func (a *authPipe) reply(m *nats.Msg) (pendingAuth, bool, bool) {
 	switch {
 	case err != nil:
 		s.metrics.observeAuth("unavailable", p.start)
-		c.logger().Warn("auth unavailable", "err", err)
+		s.warnAuth("auth unavailable", "err", err)
 		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.FailAuthUnavailable)
+		return p, false, false
+	case !rep.OK && wire.TemporaryFailure(rep.Reason):
+		// The auth service could not decide (its backend is down or slow):
+		// not the device's fault, so not a failed login for its address.
+		s.metrics.observeAuth("unavailable", p.start)
+		s.warnAuth("auth service could not decide", "reason", rep.Reason)
+		c.fail(ReasonAuthUnavailable, wire.URIAuthFailed, wire.CutReason(rep.Reason))
 		return p, false, false
 	case !rep.OK:
 		s.metrics.observeAuth("refused", p.start)
-		c.logger().Info("auth refused", "reason", rep.Reason)
-		c.fail(ReasonAuthFailed, wire.URIAuthFailed, rep.Reason)
+		reason := wire.CutReason(rep.Reason)
+		c.logger().Debug("auth refused", "reason", reason)
+		c.fail(ReasonAuthFailed, wire.URIAuthFailed, reason)
 		return p, false, false
 	}
 	if s.cfg.DuplicateLogin == DuplicateRejectNew {
@@ -282,4 +290,13 @@ func successBody(uid string, heartbeat int) string {
 	b = append(b, `,"heartbeat":`...)
 	b = strconv.AppendInt(b, int64(heartbeat), 10)
 	return string(append(b, '}'))
+}
+
+// warnAuth logs an auth service problem at most once a second: during an
+// outage every login would log it.
+func (s *Server) warnAuth(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	if last := s.authWarned.Load(); now-last > int64(time.Second) && s.authWarned.CompareAndSwap(last, now) {
+		s.log.Warn(msg, args...)
+	}
 }

@@ -68,8 +68,14 @@ func (s *Server) watchBus() {
 			}
 			conns := s.reg.all()
 			for _, c := range conns {
-				p := bus.Presence{UID: c.uid, Online: true, Edge: s.id, Conn: c.id(), Remote: c.remote, At: time.Now().UTC(), Resync: true}
-				_ = bus.PublishPresence(s.bus, p)
+				// Under wmu and only while announced: a connection whose
+				// offline event went out is never re-announced after it.
+				c.wmu.Lock()
+				if c.announced {
+					p := bus.Presence{UID: c.uid, Online: true, Edge: s.id, Conn: c.id(), Remote: c.remote, At: time.Now().UTC(), Resync: true}
+					_ = bus.PublishPresence(s.bus, p)
+				}
+				c.wmu.Unlock()
 			}
 			s.metrics.busResyncs.Inc()
 			s.publishStats()

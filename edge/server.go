@@ -23,27 +23,28 @@ import (
 
 // Server is one edge. Create it with New, serve with Run.
 type Server struct {
-	cfg       Config
-	bus       *nats.Conn
-	log       *slog.Logger
-	ln        net.Listener
-	id        string
-	advertise string
-	started   time.Time
-	metrics   *metrics
-	reg       *registry
-	shards    []*dispatcher
-	pollers   []*poller
-	nextPoll  atomic.Uint32
-	auth      *authPipe
-	failedIPs *ipLimiter
-	connSeq   atomic.Uint64
-	draining  atomic.Bool
-	fdWarned  atomic.Int64    // unix nanos of the last out-of-fds warning
-	ctx       context.Context // ends when Run's shutdown has finished draining
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // every goroutine the server starts
-	runOnce   sync.Once
+	cfg        Config
+	bus        *nats.Conn
+	log        *slog.Logger
+	ln         net.Listener
+	id         string
+	advertise  string
+	started    time.Time
+	metrics    *metrics
+	reg        *registry
+	shards     []*dispatcher
+	pollers    []*poller
+	nextPoll   atomic.Uint32
+	auth       *authPipe
+	failedIPs  *ipLimiter
+	connSeq    atomic.Uint64
+	draining   atomic.Bool
+	fdWarned   atomic.Int64    // unix nanos of the last out-of-fds warning
+	authWarned atomic.Int64    // unix nanos of the last auth service warning
+	ctx        context.Context // ends when Run's shutdown has finished draining
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup // every goroutine the server starts
+	runOnce    sync.Once
 
 	// successBody is the /auth/success body minus the uid, built once.
 	heartbeatSecs int

@@ -1,6 +1,9 @@
 package wire
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Bodies of /auth/failed that the edge itself sends. A verifier's own
 // refusals ("invalid token", "token expired", …) come on top of these.
@@ -33,3 +36,21 @@ func TemporaryFailure(reason string) bool {
 // Kicked reports whether an /auth/failed reason is a kick: clients should
 // not log in again on their own, or two devices would kick each other forever.
 func Kicked(reason string) bool { return strings.HasPrefix(strings.TrimSpace(reason), "kicked") }
+
+// MaxReasonLen bounds an /auth/failed reason, so any reason fits a frame
+// even under a small MaxFrameSize.
+const MaxReasonLen = 256
+
+// CutReason trims a reason and cuts it to MaxReasonLen bytes on a UTF-8
+// boundary.
+func CutReason(reason string) string {
+	reason = strings.TrimSpace(reason)
+	if len(reason) <= MaxReasonLen {
+		return reason
+	}
+	cut := MaxReasonLen
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
+}

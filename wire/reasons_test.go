@@ -39,3 +39,18 @@ func TestReasonsFile(t *testing.T) {
 		t.Error("kicked reasons disagree with the file")
 	}
 }
+
+func TestCutReason(t *testing.T) {
+	if got := CutReason("  short  "); got != "short" {
+		t.Fatalf("got %q", got)
+	}
+	long := strings.Repeat("é", 200) // 400 bytes
+	got := CutReason(long)
+	if len(got) != MaxReasonLen || got != long[:MaxReasonLen] {
+		t.Fatalf("cut to %d bytes", len(got))
+	}
+	odd := "x" + long // the cut falls inside a rune
+	if got := CutReason(odd); len(got) != MaxReasonLen-1 || !strings.HasPrefix(odd, got) {
+		t.Fatalf("cut to %d bytes", len(got))
+	}
+}

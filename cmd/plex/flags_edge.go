@@ -43,6 +43,9 @@ type edgeFlags struct {
 	readLoops        int
 	goroutinePerConn bool
 	sndbuf           int
+	maxPendingAuth   int
+	maxAuthFrame     int
+	busQueue         int
 }
 
 func (e *edgeFlags) register(fs *pflag.FlagSet) {
@@ -69,6 +72,9 @@ func (e *edgeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&e.frameBurst, "client-frame-burst", 50, "frames a client may send at once")
 	fs.IntVar(&e.dispatchers, "dispatchers", 0, "goroutines writing pushes to sockets (0 = one per CPU)")
 	fs.IntVar(&e.readLoops, "read-loops", 0, "epoll loops reading client sockets (0 = one per CPU)")
+	fs.IntVar(&e.maxPendingAuth, "max-pending-auth", edge.DefaultMaxPendingAuth, "logins in flight to the auth service; beyond them a login gets \"server busy, retry later\"")
+	fs.IntVar(&e.maxAuthFrame, "max-auth-frame-size", edge.DefaultAuthFrameSize, "largest frame before login, in bytes")
+	fs.IntVar(&e.busQueue, "bus-queue", edge.DefaultBusQueueLen, "pushes queued between the bus and the socket writers; overflow drops them (counted)")
 	fs.IntVar(&e.sndbuf, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes, bounding the kernel memory a stuck client holds (0 = kernel default)")
 	fs.BoolVar(&e.goroutinePerConn, "goroutine-per-conn", false, "read each connection with its own goroutine instead of epoll loops (uses more memory; TLS always does)")
 	fs.StringVar(&e.tlsCert, "tls-cert", "", "serve TLS to devices with this certificate (with --tls-key)")
@@ -114,6 +120,9 @@ func (e *edgeFlags) config(log *slog.Logger) (edge.Config, error) {
 		ReadLoops:          e.readLoops,
 		GoroutinePerConn:   e.goroutinePerConn,
 		SocketSendBuffer:   e.sndbuf,
+		MaxPendingAuth:     e.maxPendingAuth,
+		MaxAuthFrameSize:   min(e.maxAuthFrame, e.maxFrame),
+		BusQueueLen:        e.busQueue,
 		Logger:             log.With("part", "edge"),
 		Version:            version,
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package busfaults
 
 import (
@@ -90,10 +92,6 @@ func TestEdgeSIGKILLNoGhost(t *testing.T) {
 		code, body, err := harness.HTTPGet(apiURL+"/plex/v1/edges", "ops-secret")
 		return err == nil && code == 200 && !strings.Contains(body, `"id":"doomed"`) && strings.Contains(body, `"id":"other"`)
 	})
-	if trackerGone < interval {
-		t.Fatalf("tracker marked the users offline %s after the kill: before any stats interval was missed, "+
-			"so not by the rule", trackerGone)
-	}
 	t.Logf("MEASURED: stats interval %s: tracker offline after %s, API stopped listing the edge after %s (rule: %d intervals = %s)",
 		interval, trackerGone.Round(time.Millisecond), apiGone.Round(time.Millisecond), missed, missed*interval)
 	if n := offlineEvents.Load(); n != 0 {

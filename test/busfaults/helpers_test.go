@@ -1,3 +1,5 @@
+//go:build linux
+
 package busfaults
 
 import (
@@ -49,11 +51,14 @@ func uids(prefix string, n int) []string {
 
 func same(s string) string { return s }
 
+// sources is how many loopback addresses a test's devices come from.
+const sources = 250
+
 // loginAll logs one device per uid in on addr with the dev verifier.
 func loginAll(t *testing.T, f *harness.Fleet, addr string, users []string) []*harness.Conn {
 	t.Helper()
 	start := time.Now()
-	conns, err := f.LoginAll(addr, users, same, 1000, 10000, 2*time.Minute)
+	conns, err := f.LoginAll(addr, users, same, 1000, sources, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +159,24 @@ func waitHealth(t *testing.T, apiURL string, want int, d time.Duration) string {
 		return code == want
 	})
 	return body
+}
+
+// waitResyncs waits until the presence log holds a resync event for each
+// of users from edge (the server may still be storing a burst), and
+// returns the log's events and the resync count per uid.
+func waitResyncs(t *testing.T, plog *harness.PresenceLog, edge string, users int) ([]bus.Presence, map[string]int) {
+	t.Helper()
+	var events []bus.Presence
+	var rs map[string]int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		events = plog.Events(t)
+		rs = resyncs(events, edge)
+		if len(rs) >= users || time.Now().After(deadline) {
+			return events, rs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // resyncs picks the resync events of edge from a presence log: uid → count.

@@ -8,5 +8,5 @@
 //
 // PLEX_SOAK_DURATION (3m), PLEX_SOAK_CONNS (10000), PLEX_SOAK_PUSH_RATE
 // (2000 pushes/s) and PLEX_SOAK_CHURN_RATE (100 reconnects/s) change the
-// shape.
+// shape. It needs Linux, like the fault tests whose harness it uses.
 package soak

@@ -1,3 +1,5 @@
+//go:build linux
+
 package harness
 
 import (
@@ -64,16 +66,16 @@ type Conn struct {
 	wmu sync.Mutex // serializes writes
 
 	// Counters, for tests.
-	Authed     atomic.Bool              // /auth/success arrived
-	AuthedAt   atomic.Int64             // when, unix nanos
-	Failed     atomic.Pointer[string]   // the /auth/failed reason
-	Reconnect  atomic.Bool              // /reconnect arrived
-	Pushes     atomic.Int64             // pushed frames received
-	LastBody   atomic.Pointer[string]   // the last push's body
-	Heartbeats atomic.Int64             // /heartbeat answers received
-	PeerClosed atomic.Bool              // the edge closed it (or the socket failed)
-	CloseErr   atomic.Pointer[error]    // why
-	Frames     atomic.Pointer[[]string] // uris in order, only if tracing
+	Authed     atomic.Bool            // /auth/success arrived
+	AuthedAt   atomic.Int64           // when, unix nanos
+	AnsweredAt atomic.Int64           // when /auth/success or /auth/failed arrived, unix nanos
+	Failed     atomic.Pointer[string] // the /auth/failed reason
+	Reconnect  atomic.Bool            // /reconnect arrived
+	Pushes     atomic.Int64           // pushed frames received
+	LastBody   atomic.Pointer[string] // the last push's body
+	Heartbeats atomic.Int64           // /heartbeat answers received
+	PeerClosed atomic.Bool            // the edge closed it (or the socket failed)
+	CloseErr   atomic.Pointer[error]  // why
 }
 
 // NewFleet starts a fleet's read loop. Close it when done.
@@ -137,6 +139,15 @@ func (f *Fleet) Dial(addr string, src net.IP, id int, uid string) (*Conn, error)
 		return nil, fmt.Errorf("fleet: epoll add: %w", err)
 	}
 	return c, nil
+}
+
+// Source returns the i-th of n loopback source addresses, 127.0.0.2 on
+// (n at most 250), or nil (the default address) when n is 0.
+func Source(i, n int) net.IP {
+	if n <= 0 {
+		return nil
+	}
+	return net.IPv4(127, 0, 0, byte(2+i%min(n, 250)))
 }
 
 // Send writes one frame, waiting at most 5 s.
@@ -319,16 +330,15 @@ func (c *Conn) read(tmp []byte) {
 }
 
 func (c *Conn) handle(m wire.Message) {
-	if p := c.Frames.Load(); p != nil {
-		l := append(*p, m.URI)
-		c.Frames.Store(&l)
-	}
 	switch m.URI {
 	case wire.URIAuthSuccess:
-		c.AuthedAt.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		c.AuthedAt.Store(now)
+		c.AnsweredAt.Store(now)
 		c.Authed.Store(true)
 	case wire.URIAuthFailed:
 		body := m.Body
+		c.AnsweredAt.Store(time.Now().UnixNano())
 		c.Failed.Store(&body)
 	case wire.URIReconnect:
 		c.Reconnect.Store(true)
@@ -344,19 +354,14 @@ func (c *Conn) handle(m wire.Message) {
 	}
 }
 
-// Trace makes the connection record the uri of every frame it receives.
-func (c *Conn) Trace() {
-	l := []string{}
-	c.Frames.Store(&l)
-}
-
 // LoginAll dials one connection per uid to addr and logs each in with
-// auth(uid), keeping at most inflight logins pending. Source addresses
-// rotate over 127.0.0.2, .3, … every perSource connections (0 = all from
-// the default address) so large fleets do not run out of ephemeral ports.
-// It returns the connections in uid order once all are logged in, or an
-// error naming the first failure.
-func (f *Fleet) LoginAll(addr string, uids []string, auth func(uid string) string, inflight, perSource int, timeout time.Duration) ([]*Conn, error) {
+// auth(uid), keeping at most inflight logins pending. Connections come
+// from sources loopback addresses in turn (127.0.0.2, .3, …; 0 = the
+// default address), as devices come from many addresses: an edge limits
+// the logins in progress per address, and one address has only so many
+// ephemeral ports. It returns the connections in uid order once all are
+// logged in, or an error naming the first failure.
+func (f *Fleet) LoginAll(addr string, uids []string, auth func(uid string) string, inflight, sources int, timeout time.Duration) ([]*Conn, error) {
 	conns := make([]*Conn, len(uids))
 	deadline := time.Now().Add(timeout)
 	pending := 0
@@ -382,10 +387,7 @@ func (f *Fleet) LoginAll(addr string, uids []string, auth func(uid string) strin
 		return nil
 	}
 	for i, uid := range uids {
-		var src net.IP
-		if perSource > 0 {
-			src = net.IPv4(127, 0, 0, byte(2+i/perSource))
-		}
+		src := Source(i, sources)
 		c, err := f.Dial(addr, src, i, uid)
 		if err != nil {
 			return nil, fmt.Errorf("dial %d: %w", i, err)

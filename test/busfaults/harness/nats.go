@@ -1,3 +1,5 @@
+//go:build linux
+
 package harness
 
 import (
@@ -5,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +18,9 @@ import (
 )
 
 // ConnSubs reads a nats-server monitoring endpoint's /connz and returns,
-// for the client connections named name, how many there are and their
-// subscriptions in total.
-func ConnSubs(monitorURL, name string) (conns, subs int, err error) {
+// for the client connections whose name starts with prefix (an edge's is
+// "plex-edge <id>"), how many there are and their subscriptions in total.
+func ConnSubs(monitorURL, prefix string) (conns, subs int, err error) {
 	code, body, err := HTTPGet(monitorURL+"/connz?limit=4096", "")
 	if err != nil {
 		return 0, 0, err
@@ -35,7 +38,7 @@ func ConnSubs(monitorURL, name string) (conns, subs int, err error) {
 		return 0, 0, fmt.Errorf("connz: %w", err)
 	}
 	for _, c := range cz.Conns {
-		if c.Name == name {
+		if strings.HasPrefix(c.Name, prefix) {
 			conns++
 			subs += c.Subs
 		}
@@ -69,16 +72,6 @@ func RecordPresence(t testing.TB, nc *nats.Conn) *PresenceLog {
 	})
 	if err != nil {
 		t.Fatalf("create presence stream: %v", err)
-	}
-	return &PresenceLog{js: js}
-}
-
-// OpenPresenceLog returns the log on a new connection (after a restart).
-func OpenPresenceLog(t testing.TB, nc *nats.Conn) *PresenceLog {
-	t.Helper()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
 	}
 	return &PresenceLog{js: js}
 }

@@ -1,11 +1,5 @@
-// Package harness runs Plex as an operator does, for the fault and soak
-// tests: the plex binary built once, its parts as subprocesses that can be
-// signalled and killed, raw protocol clients, and a Fleet that holds tens of
-// thousands of device connections in one test process without a goroutine
-// per connection.
-//
-// Everything listens on loopback and on ports chosen free at run time;
-// every process and connection is cleaned up with the test.
+//go:build linux
+
 package harness
 
 import (
@@ -109,6 +103,8 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 		}
 	}
 	p.cmd.Env = append(p.cmd.Env, env...)
+	// If the test process dies (a timeout, a panic), its children die too.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.out}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.errOut}
 	if err := p.cmd.Start(); err != nil {

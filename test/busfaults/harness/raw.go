@@ -1,8 +1,9 @@
+//go:build linux
+
 package harness
 
 import (
 	"errors"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -18,24 +19,16 @@ type Raw struct {
 	r *wire.Reader
 }
 
-// Dial connects a Raw client to an edge, big-endian, failing the test on error.
+// Dial connects a Raw client to an edge, big-endian, failing the test on
+// error. The connection is closed at cleanup.
 func Dial(t testing.TB, addr string) *Raw {
 	t.Helper()
-	r, err := DialRaw(t, addr)
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
-}
-
-// DialRaw connects a Raw client; the connection is closed at cleanup.
-func DialRaw(t testing.TB, addr string) (*Raw, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	t.Cleanup(func() { c.Close() })
-	return &Raw{t: t, C: c, r: wire.NewReader(c, wire.BigEndian, 0)}, nil
+	return &Raw{t: t, C: c, r: wire.NewReader(c, wire.BigEndian, 0)}
 }
 
 // Send writes one frame.
@@ -90,10 +83,4 @@ func (r *Raw) ExpectClosed(d time.Duration) {
 		}
 		return // EOF, reset, truncated: closed
 	}
-}
-
-// Closed reports whether err is the peer closing the connection.
-func Closed(err error) bool {
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, io.EOF)
 }
