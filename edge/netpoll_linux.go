@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -30,6 +32,11 @@ const readBufSize = 64 << 10
 type poller struct {
 	srv  *Server
 	epfd int
+	// file holds epfd in Go's own netpoller: the loop parks as a goroutine
+	// until epfd is readable, instead of a thread blocked in epoll_wait,
+	// which made the runtime hand its P around and kept sysmon busy.
+	file *os.File
+	rc   syscall.RawConn
 	wake int          // eventfd that wakes the loop
 	lfd  atomic.Int32 // the listener's fd, if this loop accepts; -1 otherwise
 	// spare is a reserved fd, given back when accept runs out of them (owned by the loop).
@@ -57,7 +64,20 @@ func newPoller(s *Server) (*poller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("edge: epoll add eventfd: %w", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("edge: epoll nonblock: %w", err)
+	}
 	p := &poller{srv: s, epfd: epfd, wake: wake, conns: make(map[int32]*conn), buf: make([]byte, readBufSize), spare: -1}
+	p.file = os.NewFile(uintptr(epfd), "epoll")
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
+		unix.Close(wake)
+		return nil, fmt.Errorf("edge: epoll fd: %w", err)
+	}
+	p.rc = rc
 	p.lfd.Store(-1)
 	return p, nil
 }
@@ -127,7 +147,7 @@ func (p *poller) close() {
 		unix.Close(p.spare)
 	}
 	unix.Close(p.wake)
-	unix.Close(p.epfd)
+	p.file.Close() // closes epfd
 }
 
 func (p *poller) closeReleased() {
@@ -142,13 +162,21 @@ func (p *poller) closeReleased() {
 
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
+	var n int
+	var werr error
+	harvest := func(fd uintptr) bool {
+		n, werr = epollPoll(int(fd), events)
+		if errors.Is(werr, unix.EINTR) {
+			n, werr = 0, nil
+		}
+		return n > 0 || werr != nil // nothing ready: park until epfd is readable
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			p.srv.log.Error("epoll_wait failed; reads stop", "err", err)
+		if err := p.rc.Read(harvest); err != nil {
+			return // epfd closed
+		}
+		if werr != nil {
+			p.srv.log.Error("epoll_wait failed; reads stop", "err", werr)
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -188,7 +216,7 @@ func (p *poller) run() {
 // readable reads what c has (one read per event; epoll is level-triggered,
 // so more data brings another event) and runs its complete frames.
 func (p *poller) readable(c *conn) {
-	n, err := unix.Read(int(c.fd), p.buf)
+	n, err := readFD(c.fd, p.buf)
 	switch {
 	case n > 0:
 		p.consume(c, p.buf[:n])
@@ -272,13 +300,37 @@ func (p *poller) completePending(c *conn, data []byte, limit int) ([]byte, bool)
 	return data, true
 }
 
-// writeFD is one non-blocking write.
+// writeFD is one non-blocking write. It is a raw syscall: a write to a
+// non-blocking socket never waits, so there is no need to tell the
+// scheduler about it, and doing so (entersyscall) made the runtime's
+// monitor hand Ps between threads all the time on a push load.
 func writeFD(fd int32, b []byte) (int, error) {
-	n, err := unix.Write(int(fd), b)
-	if n < 0 {
-		n = 0
+	if len(b) == 0 {
+		return 0, nil
 	}
-	return n, err
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// readFD is one non-blocking read, raw for the same reason as writeFD.
+func readFD(fd int32, b []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// epollPoll returns the ready events without waiting (timeout 0), raw.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 func shutdownWrite(fd int32) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) }
