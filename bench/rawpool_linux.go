@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,18 +25,25 @@ const rawSupported = true
 // syscalls per login and none per idle device. Each loop owns its devices:
 // it dials them, logs them in, reads them, heartbeats them and closes them.
 type rawPool struct {
-	p      *Pool
-	loops  []*rawLoop
-	target [4]byte
-	port   int
-	wg     sync.WaitGroup
-	slots  chan struct{} // logins in flight
-	next   atomic.Uint32
+	p     *Pool
+	loops []*rawLoop
+	wg    sync.WaitGroup
+	slots chan struct{} // logins in flight
+	next  atomic.Uint32
+	// busy counts logins in flight and heartbeating loops: the ticker
+	// wakes the loops for their timers only while it is above zero.
+	busy     atomic.Int64
+	tickStop chan struct{}
 }
 
 type rawLoop struct {
-	pool   *rawPool
-	epfd   int
+	pool *rawPool
+	epfd int
+	// file parks the loop in Go's netpoller until epfd is readable: a
+	// thread blocked in epoll_wait kept the runtime's monitor spinning,
+	// which cost more CPU than the load itself.
+	file   *os.File
+	rc     syscall.RawConn
 	wake   int
 	reqs   chan int // device indices to dial
 	devs   map[int32]*rawDev
@@ -44,6 +53,10 @@ type rawLoop struct {
 	hbNext int
 	hbAt   time.Time
 	order  []*rawDev // for heartbeats
+	// logging counts devices still logging in; their timeouts are checked
+	// at most every 50 ms, and not at all once every device is in.
+	logging   int
+	checkedAt time.Time
 }
 
 type rawDev struct {
@@ -64,12 +77,38 @@ func newRawPool(p *Pool) *rawPool {
 			panic(fmt.Sprintf("bench: epoll: %v", err)) // only fd exhaustion at start
 		}
 		_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)})
+		_ = unix.SetNonblock(epfd, true)
 		l := &rawLoop{pool: rp, epfd: epfd, wake: wake, reqs: make(chan int, 1<<16), devs: map[int32]*rawDev{}, buf: make([]byte, 256<<10)}
+		l.file = os.NewFile(uintptr(epfd), "epoll")
+		l.rc, _ = l.file.SyscallConn()
 		rp.loops = append(rp.loops, l)
 		rp.wg.Add(1)
 		go l.run()
 	}
+	rp.tickStop = make(chan struct{})
+	rp.wg.Add(1)
+	go rp.tick()
 	return rp
+}
+
+// tick wakes the loops every 50 ms while they have timers to run (login
+// timeouts, heartbeats).
+func (rp *rawPool) tick() {
+	defer rp.wg.Done()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if rp.busy.Load() > 0 {
+				for _, l := range rp.loops {
+					l.signal()
+				}
+			}
+		case <-rp.tickStop:
+			return
+		}
+	}
 }
 
 // connect dials count devices from index first, Concurrency logins at a
@@ -92,6 +131,7 @@ func (rp *rawPool) connect(ctx context.Context, first, count int) {
 			return
 		}
 		l := rp.loops[int(rp.next.Add(1))%len(rp.loops)]
+		rp.busy.Add(1)
 		l.reqs <- first + k
 		l.signal()
 	}
@@ -100,6 +140,7 @@ func (rp *rawPool) connect(ctx context.Context, first, count int) {
 
 // finished ends one login attempt.
 func (rp *rawPool) finished() {
+	rp.busy.Add(-1)
 	<-rp.slots
 	rp.p.mu.Lock()
 	wg := rp.p.pending
@@ -108,6 +149,7 @@ func (rp *rawPool) finished() {
 }
 
 func (rp *rawPool) heartbeats(iv time.Duration) {
+	rp.busy.Add(1)
 	for _, l := range rp.loops {
 		l.hb.Store(int64(iv))
 		l.signal()
@@ -115,6 +157,7 @@ func (rp *rawPool) heartbeats(iv time.Duration) {
 }
 
 func (rp *rawPool) close() {
+	close(rp.tickStop)
 	for _, l := range rp.loops {
 		l.stop.Store(true)
 		l.signal()
@@ -131,9 +174,17 @@ func (l *rawLoop) run() {
 	defer l.pool.wg.Done()
 	defer l.shutdown()
 	events := make([]unix.EpollEvent, 512)
+	var n int
+	var werr error
+	harvest := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		if errors.Is(werr, unix.EINTR) {
+			n, werr = 0, nil
+		}
+		return n > 0 || werr != nil
+	}
 	for !l.stop.Load() {
-		n, err := unix.EpollWait(l.epfd, events, 50)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		if err := l.rc.Read(harvest); err != nil || werr != nil {
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -172,7 +223,7 @@ func (l *rawLoop) shutdown() {
 		break
 	}
 	unix.Close(l.wake)
-	unix.Close(l.epfd)
+	l.file.Close()
 }
 
 func (l *rawLoop) dialQueued() {
@@ -226,6 +277,7 @@ func (l *rawLoop) dial(i int) {
 	}
 	d := &rawDev{i: i, fd: int32(fd), start: time.Now()}
 	l.devs[d.fd] = d
+	l.logging++
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: d.fd}); err != nil {
 		delete(l.devs, d.fd)
 		unix.Close(fd)
@@ -256,6 +308,7 @@ func (l *rawLoop) drop(d *rawDev, err error) {
 	delete(l.devs, d.fd)
 	unix.Close(int(d.fd))
 	if !d.open {
+		l.logging--
 		l.pool.p.fail(err)
 		l.pool.finished()
 	}
@@ -305,6 +358,7 @@ func (l *rawLoop) consume(d *rawDev, data []byte) {
 		switch {
 		case !d.open && m.URI == wire.URIAuthSuccess:
 			d.open = true
+			l.logging--
 			p.ok(d.i, time.Since(d.start))
 			l.order = append(l.order, d)
 			l.pool.finished()
@@ -321,10 +375,13 @@ func (l *rawLoop) consume(d *rawDev, data []byte) {
 // housekeeping times out slow logins and sends heartbeats, spread evenly.
 func (l *rawLoop) housekeeping() {
 	now := time.Now()
-	timeout := l.pool.p.cfg.Dialer.Timeout
-	for _, d := range l.devs {
-		if !d.open && now.Sub(d.start) > timeout {
-			l.drop(d, errors.New("bench: login timed out"))
+	if l.logging > 0 && now.Sub(l.checkedAt) > 50*time.Millisecond {
+		l.checkedAt = now
+		timeout := l.pool.p.cfg.Dialer.Timeout
+		for _, d := range l.devs {
+			if !d.open && now.Sub(d.start) > timeout {
+				l.drop(d, errors.New("bench: login timed out"))
+			}
 		}
 	}
 	iv := time.Duration(l.hb.Load())

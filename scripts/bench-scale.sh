@@ -42,7 +42,9 @@ addrs=""
 edge_pids=()
 for i in $(seq 1 "$EDGES"); do
 	port=$((EDGE_BASE + i))
-	"$BIN" edge --nats "$NATS" --bind 127.0.0.1 --port "$port" --edge-id "scale-$i" \
+	# Several edges share two cores: one P each keeps their threads from
+	# contending (see BENCHMARKS.md).
+	GOMAXPROCS=${EDGE_GOMAXPROCS:-1} "$BIN" edge --nats "$NATS" --bind 127.0.0.1 --port "$port" --edge-id "scale-$i" \
 		--max-conns 19000 --read-loops 1 >"$DIR/edge-$i.log" 2>&1 &
 	pids+=($!); edge_pids+=($!)
 	addrs="${addrs:+$addrs,}127.0.0.1:$port"
@@ -54,7 +56,7 @@ before=(); for p in "${edge_pids[@]}"; do before+=("$(rss "$p")"); done
 
 cpu_pids=$(IFS=,; echo "${edge_pids[*]},$nats_pid")
 "$BIN" bench push --addr "$addrs" --nats "$NATS" -n "$N" --procs "$PROCS" --concurrency 64 \
-	--rate "$RATE" --random --duration "$DURATION" --warmup "$WARMUP" --inflight 5 \
+	--rate "$RATE" --random --duration "$DURATION" --warmup "$WARMUP" --inflight 5 --publishers 1 \
 	--uid-prefix scale- --cpu-pids "$cpu_pids" | tee "$DIR/result.txt"
 
 total=0
