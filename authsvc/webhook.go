@@ -70,7 +70,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		return nil, errors.New("authsvc: webhook: unparsable URL") // err would echo the URL
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("authsvc: webhook: URL %s: want http(s)://host/...", u.Redacted())
+		return nil, fmt.Errorf("authsvc: webhook: URL %s: want an http or https URL", u.Redacted())
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("authsvc: webhook: negative timeout %s", cfg.Timeout)

@@ -223,7 +223,7 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			errs = append(errs, fmt.Errorf("Addr: %w", err))
+			errs = append(errs, fmt.Errorf("bad Addr: %w", err))
 		}
 	}
 	if c.HostURL != "" && !strings.HasPrefix(c.HostURL, "http://") && !strings.HasPrefix(c.HostURL, "https://") {
@@ -236,7 +236,7 @@ func (c *Config) setDefaults() error {
 		errs = append(errs, errors.New("set Auth or AuthFunc, not both"))
 	}
 	if c.Heartbeat < 0 || c.ConnectTimeout < 0 || c.WriteTimeout < 0 {
-		errs = append(errs, errors.New("Heartbeat, ConnectTimeout and WriteTimeout must not be negative"))
+		errs = append(errs, errors.New("negative Heartbeat, ConnectTimeout or WriteTimeout"))
 	}
 	if c.Reconnect < ReconnectAlways || c.Reconnect > ReconnectNever {
 		errs = append(errs, fmt.Errorf("unknown Reconnect policy %d", int(c.Reconnect)))

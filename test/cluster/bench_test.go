@@ -14,8 +14,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -419,4 +421,29 @@ func logTime(log, msg string, since time.Time) string {
 		return at.Sub(since).Round(time.Millisecond).String()
 	}
 	return "?"
+}
+
+// edgeConn looks for a plex edge's connection among this node's clients,
+// from nats-server's /connz, and returns how many subscriptions it holds.
+func (n *natsProc) edgeConn() (found bool, subs int, err error) {
+	resp, err := http.Get(n.monitor + "/connz?limit=1024")
+	if err != nil {
+		return false, 0, err
+	}
+	defer resp.Body.Close()
+	var cz struct {
+		Connections []struct {
+			Name string `json:"name"`
+			Subs int    `json:"subscriptions"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cz); err != nil {
+		return false, 0, err
+	}
+	for _, c := range cz.Connections {
+		if strings.HasPrefix(c.Name, "plex-edge") {
+			return true, c.Subs, nil
+		}
+	}
+	return false, 0, nil
 }

@@ -208,31 +208,6 @@ func startNATSProc(t testing.TB, name string, routes ...*natsProc) *natsProc {
 	return n
 }
 
-// edgeConn looks for a plex edge's connection among this node's clients,
-// from nats-server's /connz, and returns how many subscriptions it holds.
-func (n *natsProc) edgeConn() (found bool, subs int, err error) {
-	resp, err := http.Get(n.monitor + "/connz?limit=1024")
-	if err != nil {
-		return false, 0, err
-	}
-	defer resp.Body.Close()
-	var cz struct {
-		Connections []struct {
-			Name string `json:"name"`
-			Subs int    `json:"subscriptions"`
-		} `json:"connections"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&cz); err != nil {
-		return false, 0, err
-	}
-	for _, c := range cz.Connections {
-		if strings.HasPrefix(c.Name, "plex-edge") {
-			return true, c.Subs, nil
-		}
-	}
-	return false, 0, nil
-}
-
 // holds reports whether a client of this node subscribes to subject,
 // from nats-server's /connz.
 func (n *natsProc) holds(subject string) (bool, error) {
