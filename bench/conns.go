@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -113,7 +114,7 @@ func RunConns(ctx context.Context, cfg ConnsConfig, workers []Worker) (ConnsResu
 	for s := 1; s <= steps; s++ {
 		target := cfg.N * s / steps
 		start := time.Now()
-		if err := eachWorker(workers, func(i int, w Worker) error {
+		if err := Each(workers, func(i int, w Worker) error {
 			return w.Connect(ctx, share(target, len(workers), i)-share(done, len(workers), i))
 		}); err != nil {
 			return res, err
@@ -124,7 +125,7 @@ func RunConns(ctx context.Context, cfg ConnsConfig, workers []Worker) (ConnsResu
 			return res, err
 		}
 	}
-	if err := eachWorker(workers, func(_ int, w Worker) error { return w.Hold(ctx, cfg.Heartbeat) }); err != nil {
+	if err := Each(workers, func(_ int, w Worker) error { return w.Hold(ctx, cfg.Heartbeat) }); err != nil {
 		return res, err
 	}
 	if cfg.Hold > 0 {
@@ -134,7 +135,7 @@ func RunConns(ctx context.Context, cfg ConnsConfig, workers []Worker) (ConnsResu
 		}
 	}
 	parts := make([]ConnsPart, len(workers))
-	err := eachWorker(workers, func(i int, w Worker) error {
+	err := Each(workers, func(i int, w Worker) error {
 		p, err := w.Finish(context.WithoutCancel(ctx))
 		parts[i] = p
 		return err
@@ -160,23 +161,20 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func eachWorker(ws []Worker, f func(int, Worker) error) error {
-	errs := make([]error, len(ws))
+// Each runs f on every item at once (workers, child processes) and waits
+// for all; it returns their errors joined.
+func Each[T any](items []T, f func(int, T) error) error {
+	errs := make([]error, len(items))
 	var wg sync.WaitGroup
-	for i, w := range ws {
+	for i, it := range items {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = f(i, w)
+			errs[i] = f(i, it)
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func mergeConns(parts []ConnsPart) ConnsPart {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -482,7 +481,7 @@ func pushChildren(ctx context.Context, cmd *cobra.Command, n, procs int, rate fl
 			k.Kill()
 		}
 	}()
-	if err := eachChild(kids, func(_ int, k *bench.Child) error { return k.Ready(ctx) }); err != nil {
+	if err := bench.Each(kids, func(_ int, k *bench.Child) error { return k.Ready(ctx) }); err != nil {
 		return bench.PushResult{}, err
 	}
 	start := time.Now()
@@ -513,7 +512,7 @@ func pushChildren(ctx context.Context, cmd *cobra.Command, n, procs int, rate fl
 		cpu1 = cpuRead()
 	}()
 	parts := make([]bench.PushResult, len(kids))
-	err = eachChild(kids, func(i int, k *bench.Child) error {
+	err = bench.Each(kids, func(i int, k *bench.Child) error {
 		r, err := k.Go(ctx)
 		parts[i] = r
 		return err
@@ -529,18 +528,4 @@ func pushChildren(ctx context.Context, cmd *cobra.Command, n, procs int, rate fl
 		res.CPUPerMsg = float64((cpu1 - cpu0).Microseconds()) / float64(res.InWindow)
 	}
 	return res, nil
-}
-
-func eachChild(kids []*bench.Child, f func(int, *bench.Child) error) error {
-	errs := make([]error, len(kids))
-	var wg sync.WaitGroup
-	for i, k := range kids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(i, k)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
