@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/plexbus/plex/rawconn"
 )
 
 // ConnConfig says how a part reaches the bus. The zero value connects to
@@ -80,6 +82,8 @@ func (cfg ConnConfig) Options() ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.Timeout(timeout),
+		// Raw reads and writes: see package rawconn for why.
+		nats.SetCustomDialer(rawconn.Dialer{Timeout: timeout}),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(wait),
 		nats.ReconnectJitter(wait/2, wait/2),

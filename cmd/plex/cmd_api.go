@@ -117,6 +117,7 @@ func newAPICmd(g *globals) *cobra.Command {
 	var (
 		af apiFlags
 		bf busFlags
+		pf procsFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "api",
@@ -128,6 +129,9 @@ it which edge to dial); push, online and edges need the bearer password.
   curl -s http://127.0.0.1:9579/plex/v1/host`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.validate(); err != nil {
+				return err
+			}
 			if af.innerPassword == "" {
 				return usageErr("set --inner-password (or PLEX_INNER_PASSWORD): the operator routes need a password")
 			}
@@ -148,6 +152,8 @@ it which edge to dial); push, online and edges need the bearer password.
 			if err != nil {
 				return err
 			}
+			stopProcs, _ := pf.start(cmd.Context(), log)
+			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "api listening on http://%s\n", api.http.addr)
 			<-cmd.Context().Done()
 			api.stop()
@@ -157,5 +163,6 @@ it which edge to dial); push, online and edges need the bearer password.
 	}
 	af.register(cmd.Flags(), true)
 	bf.register(cmd.Flags(), "nats://127.0.0.1:4222")
+	pf.register(cmd.Flags())
 	return cmd
 }

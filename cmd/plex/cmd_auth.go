@@ -177,6 +177,7 @@ func newAuthCmd(g *globals) *cobra.Command {
 		af  authFlags
 		bf  busFlags
 		ops opsFlags
+		pf  procsFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "auth",
@@ -191,6 +192,9 @@ capacity and failover. The verifier decides which uid a device is:
   plex auth --webhook-url https://api.example.com/plex/auth --webhook-header "Authorization: Bearer $TOKEN"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.validate(); err != nil {
+				return err
+			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -215,6 +219,8 @@ capacity and failover. The verifier decides which uid a device is:
 				return err
 			}
 			defer stopOps()
+			stopProcs, _ := pf.start(cmd.Context(), log)
+			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "auth service (%s verifier) answering plex.auth on %s\n", kind, nc.ConnectedUrlRedacted())
 			<-cmd.Context().Done()
 			err = svc.Stop()
@@ -225,5 +231,6 @@ capacity and failover. The verifier decides which uid a device is:
 	af.register(cmd.Flags())
 	bf.register(cmd.Flags(), "nats://127.0.0.1:4222")
 	ops.register(cmd.Flags())
+	pf.register(cmd.Flags())
 	return cmd
 }

@@ -20,6 +20,7 @@ func newDevCmd(g *globals) *cobra.Command {
 		ef edgeFlags
 		af apiFlags
 		au authFlags
+		pf procsFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -35,6 +36,9 @@ another, an edge and the HTTP API. Ctrl-C shuts it all down cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := nf.validate(); err != nil {
+				return err
+			}
+			if err := pf.validate(); err != nil {
 				return err
 			}
 			log, err := g.logger(cmd.ErrOrStderr())
@@ -95,6 +99,8 @@ another, an edge and the HTTP API. Ctrl-C shuts it all down cleanly.`,
 				return err
 			}
 			defer api.stop()
+			stopProcs, _ := pf.start(cmd.Context(), log)
+			defer stopProcs()
 			printBanner(cmd.OutOrStdout(), ns.ClientURL(), nf, srv, api.http.addr.String(), kind, ef.innerPassword)
 			return srv.Run(cmd.Context())
 		},
@@ -103,6 +109,7 @@ another, an edge and the HTTP API. Ctrl-C shuts it all down cleanly.`,
 	ef.register(cmd.Flags())
 	af.register(cmd.Flags(), false)
 	au.register(cmd.Flags())
+	pf.register(cmd.Flags())
 	// In dev the inner push protocol and the API share the original's
 	// well-known password; a real deployment must choose its own.
 	_ = cmd.Flags().Set("inner-password", "plex-inner")

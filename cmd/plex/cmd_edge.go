@@ -13,6 +13,7 @@ func newEdgeCmd(g *globals) *cobra.Command {
 		ef  edgeFlags
 		bf  busFlags
 		ops opsFlags
+		pf  procsFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "edge",
@@ -25,6 +26,9 @@ offline presence is published, and it exits 0.`,
   PLEX_NATS=nats://n1:4222,nats://n2:4222 plex edge --advertise push1.example.com:9578`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := pf.validate(); err != nil {
+				return err
+			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -53,6 +57,8 @@ offline presence is published, and it exits 0.`,
 				return err
 			}
 			defer stopOps()
+			stopProcs, _ := pf.start(cmd.Context(), log)
+			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "edge %s listening on %s (advertised %s)\n", srv.ID(), srv.Addr(), srv.Advertise())
 			err = srv.Run(cmd.Context())
 			_ = nc.Drain()
@@ -62,5 +68,6 @@ offline presence is published, and it exits 0.`,
 	ef.register(cmd.Flags())
 	bf.register(cmd.Flags(), "nats://127.0.0.1:4222")
 	ops.register(cmd.Flags())
+	pf.register(cmd.Flags())
 	return cmd
 }

@@ -9,7 +9,10 @@ import (
 )
 
 func newNATSCmd(g *globals) *cobra.Command {
-	var nf natsFlags
+	var (
+		nf natsFlags
+		pf procsFlag
+	)
 	cmd := &cobra.Command{
 		Use:   "nats",
 		Short: "Run a standalone NATS server for the parts to share",
@@ -28,6 +31,9 @@ and APIs in other processes (or on other machines) can attach to it with
 			if err := nf.validate(); err != nil {
 				return err
 			}
+			if err := pf.validate(); err != nil {
+				return err
+			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -37,6 +43,8 @@ and APIs in other processes (or on other machines) can attach to it with
 				return err
 			}
 			defer ns.Shutdown()
+			stopProcs, _ := pf.start(cmd.Context(), log)
+			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "nats listening on %s\n", ns.ClientURL())
 			if u := ns.ClusterURL(); u != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "cluster routes on %s\n", u)
@@ -46,5 +54,6 @@ and APIs in other processes (or on other machines) can attach to it with
 		},
 	}
 	nf.register(cmd.Flags(), false)
+	pf.register(cmd.Flags())
 	return cmd
 }

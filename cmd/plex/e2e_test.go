@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -253,6 +254,12 @@ func TestHelpAndUsage(t *testing.T) {
 	if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.HasPrefix(errOut, "plex: ") {
 		t.Errorf("bad flag value: exit %d, stderr %q", code, errOut)
 	}
+	for _, c := range []string{"dev", "edge", "nats", "auth", "api"} {
+		_, errOut, code = runPlex(t, c, "--gomaxprocs", "0")
+		if code != 2 || !strings.Contains(errOut, "--gomaxprocs") {
+			t.Errorf("plex %s --gomaxprocs 0: exit %d, stderr %q", c, code, errOut)
+		}
+	}
 	_, errOut, code = runPlex(t, "push")
 	if code != 2 {
 		t.Errorf("push without args: exit %d, stderr %q", code, errOut)
@@ -315,5 +322,45 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	if r := v["delivered_per_sec"].(float64); r < 600 || r > 1800 {
 		t.Fatalf("bench push rate %v at --rate 1200", r)
+	}
+}
+
+// TestGOMAXPROCSFlag: a server process runs on one P by default (auto) and
+// on what --gomaxprocs says otherwise, as its Go metrics show.
+func TestGOMAXPROCSFlag(t *testing.T) {
+	if runtime.NumCPU() < 2 || os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("needs 2 CPUs and no GOMAXPROCS in the environment")
+	}
+	dir := t.TempDir()
+	ns := start(t, dir, "nats", "--nats-port", "0")
+	natsURL := ns.waitOut(regexp.MustCompile(`nats listening on (nats://\S+)`), 15*time.Second)[1]
+	metricsRe := regexp.MustCompile(`metrics on (http://\S+)`)
+	gomaxprocs := func(url string) string {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		m := regexp.MustCompile(`(?m)^go_sched_gomaxprocs_threads (\d+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("no go_sched_gomaxprocs_threads in /metrics")
+		}
+		return string(m[1])
+	}
+	for _, tc := range []struct{ flag, want string }{{"auto", "1"}, {"2", "2"}} {
+		auth := start(t, dir, "auth", "--verifier", "dev", "--allow-dev", "--nats", natsURL,
+			"--metrics-addr", "127.0.0.1:0", "--gomaxprocs", tc.flag)
+		url := auth.waitOut(metricsRe, 15*time.Second)[1]
+		// auto lowers the Ps just after the parts start; give it a moment.
+		var got string
+		waitUntil(t, 5*time.Second, "GOMAXPROCS "+tc.want+" with --gomaxprocs "+tc.flag, func() bool {
+			got = gomaxprocs(url)
+			return got == tc.want
+		})
+		_ = auth.cmd.Process.Signal(syscall.SIGINT)
+		if code := auth.wait(5 * time.Second); code != 0 {
+			t.Fatalf("plex auth exit %d", code)
+		}
 	}
 }
