@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/plexbus/plex/rawsys"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -76,7 +77,7 @@ func newRawPool(p *Pool) *rawPool {
 		if err := errors.Join(err1, err2); err != nil {
 			panic(fmt.Sprintf("bench: epoll: %v", err)) // only fd exhaustion at start
 		}
-		_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)})
+		_ = rawsys.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)})
 		_ = unix.SetNonblock(epfd, true)
 		l := &rawLoop{pool: rp, epfd: epfd, wake: wake, reqs: make(chan int, 1<<16), devs: map[int32]*rawDev{}, buf: make([]byte, 256<<10)}
 		l.file = os.NewFile(uintptr(epfd), "epoll")
@@ -167,7 +168,7 @@ func (rp *rawPool) close() {
 
 func (l *rawLoop) signal() {
 	one := [8]byte{1}
-	_, _ = unix.Write(l.wake, one[:])
+	_, _ = rawsys.Write(l.wake, one[:])
 }
 
 func (l *rawLoop) run() {
@@ -177,7 +178,7 @@ func (l *rawLoop) run() {
 	var n int
 	var werr error
 	harvest := func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), events, 0)
+		n, werr = rawsys.EpollWait(int(fd), events)
 		if errors.Is(werr, unix.EINTR) {
 			n, werr = 0, nil
 		}
@@ -191,7 +192,7 @@ func (l *rawLoop) run() {
 			ev := events[i]
 			if ev.Fd == int32(l.wake) {
 				var b [8]byte
-				_, _ = unix.Read(l.wake, b[:])
+				_, _ = rawsys.Read(l.wake, b[:])
 				continue
 			}
 			d := l.devs[ev.Fd]
@@ -199,7 +200,7 @@ func (l *rawLoop) run() {
 				continue
 			}
 			if ev.Events&unix.EPOLLOUT != 0 && !d.open && d.rbuf == nil {
-				l.sendLogin(d)
+				l.sendLogin(d, false)
 			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 {
 				l.readable(d)
@@ -212,7 +213,7 @@ func (l *rawLoop) run() {
 
 func (l *rawLoop) shutdown() {
 	for fd := range l.devs {
-		unix.Close(int(fd))
+		rawsys.Close(int(fd))
 	}
 	for {
 		select {
@@ -222,7 +223,7 @@ func (l *rawLoop) shutdown() {
 		}
 		break
 	}
-	unix.Close(l.wake)
+	rawsys.Close(l.wake)
 	l.file.Close()
 }
 
@@ -250,49 +251,62 @@ func (l *rawLoop) dial(i int) {
 		fail(fmt.Errorf("bench: edge address %q: want ipv4:port", p.cfg.Dialer.addr(i)))
 		return
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawsys.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		fail(err)
 		return
 	}
 	if p.cfg.Dialer.ExplicitPorts {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		_ = rawsys.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 		ip, port := sourceAddr(i)
-		src := &unix.SockaddrInet4{Addr: ip, Port: port}
-		if err := unix.Bind(fd, src); err != nil {
-			src.Port = 0 // someone holds that port: let the kernel choose
-			if err := unix.Bind(fd, src); err != nil {
-				unix.Close(fd)
+		src := netip.AddrPortFrom(netip.AddrFrom4(ip), uint16(port))
+		if err := rawsys.Bind(fd, src); err != nil {
+			// someone holds that port: let the kernel choose
+			if err := rawsys.Bind(fd, netip.AddrPortFrom(src.Addr(), 0)); err != nil {
+				rawsys.Close(fd)
 				fail(err)
 				return
 			}
 		}
 	}
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())})
+	// No TCP_NODELAY: a device writes its login and then a heartbeat a
+	// minute, never behind unacknowledged data, so Nagle never holds them.
+	err = rawsys.Connect(fd, ap)
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
-		unix.Close(fd)
+		rawsys.Close(fd)
 		fail(err)
 		return
 	}
 	d := &rawDev{i: i, fd: int32(fd), start: time.Now()}
 	l.devs[d.fd] = d
 	l.logging++
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: d.fd}); err != nil {
+	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: d.fd}); err != nil {
 		delete(l.devs, d.fd)
-		unix.Close(fd)
+		rawsys.Close(fd)
 		fail(err)
+		return
 	}
+	// On loopback the handshake completes inside connect, so the login goes
+	// at once; if not, it goes when the socket turns writable.
+	l.sendLogin(d, true)
 }
 
-func (l *rawLoop) sendLogin(d *rawDev) {
+// sendLogin writes the login frame. On the first try, right after connect,
+// a socket still connecting waits for EPOLLOUT instead.
+func (l *rawLoop) sendLogin(d *rawDev, first bool) {
 	p := l.pool.p
 	tok, err := p.cfg.Tokens.Token(d.i)
 	if err == nil {
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(d.fd), &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: d.fd})
+		if !first {
+			_ = rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(d.fd), &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: d.fd})
+		}
 		frame := wire.AppendFrame(nil, p.cfg.Dialer.Order, &wire.Message{URI: wire.URIAuth, Body: tok})
 		var n int
-		n, err = unix.Write(int(d.fd), frame)
+		n, err = rawsys.Write(int(d.fd), frame)
+		if first && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOTCONN)) {
+			_ = rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(d.fd), &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: d.fd})
+			return
+		}
 		if err == nil && n != len(frame) {
 			err = errors.New("bench: login frame cut short")
 		}
@@ -306,7 +320,7 @@ func (l *rawLoop) sendLogin(d *rawDev) {
 // drop closes a device; a login in progress counts as failed.
 func (l *rawLoop) drop(d *rawDev, err error) {
 	delete(l.devs, d.fd)
-	unix.Close(int(d.fd))
+	rawsys.Close(int(d.fd))
 	if !d.open {
 		l.logging--
 		l.pool.p.fail(err)
@@ -317,7 +331,7 @@ func (l *rawLoop) drop(d *rawDev, err error) {
 }
 
 func (l *rawLoop) readable(d *rawDev) {
-	n, err := unix.Read(int(d.fd), l.buf)
+	n, err := rawsys.Read(int(d.fd), l.buf)
 	switch {
 	case n > 0:
 		l.consume(d, l.buf[:n])
@@ -402,7 +416,7 @@ func (l *rawLoop) housekeeping() {
 		d := l.order[l.hbNext%len(l.order)]
 		l.hbNext++
 		if d.fd >= 0 {
-			_, _ = unix.Write(int(d.fd), hb)
+			_, _ = rawsys.Write(int(d.fd), hb)
 		}
 	}
 }

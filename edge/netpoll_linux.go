@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/plexbus/plex/rawsys"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -56,17 +56,17 @@ func newPoller(s *Server) (*poller, error) {
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(epfd)
+		rawsys.Close(epfd)
 		return nil, fmt.Errorf("edge: eventfd: %w", err)
 	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
-		unix.Close(epfd)
-		unix.Close(wake)
+	if err := rawsys.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		rawsys.Close(epfd)
+		rawsys.Close(wake)
 		return nil, fmt.Errorf("edge: epoll add eventfd: %w", err)
 	}
 	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(wake)
+		rawsys.Close(epfd)
+		rawsys.Close(wake)
 		return nil, fmt.Errorf("edge: epoll nonblock: %w", err)
 	}
 	p := &poller{srv: s, epfd: epfd, wake: wake, conns: make(map[int32]*conn), buf: make([]byte, readBufSize), spare: -1}
@@ -74,7 +74,7 @@ func newPoller(s *Server) (*poller, error) {
 	rc, err := p.file.SyscallConn()
 	if err != nil {
 		p.file.Close()
-		unix.Close(wake)
+		rawsys.Close(wake)
 		return nil, fmt.Errorf("edge: epoll fd: %w", err)
 	}
 	p.rc = rc
@@ -89,7 +89,7 @@ func (p *poller) add(c *conn) error {
 	p.mu.Lock()
 	p.conns[c.fd] = c
 	p.mu.Unlock()
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &unix.EpollEvent{Events: readEvents, Fd: c.fd}); err != nil {
+	if err := rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &unix.EpollEvent{Events: readEvents, Fd: c.fd}); err != nil {
 		p.mu.Lock()
 		delete(p.conns, c.fd)
 		p.mu.Unlock()
@@ -104,15 +104,15 @@ func (p *poller) wantWrite(c *conn, on bool) {
 	if on {
 		ev |= unix.EPOLLOUT
 	}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &unix.EpollEvent{Events: ev, Fd: c.fd})
+	_ = rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &unix.EpollEvent{Events: ev, Fd: c.fd})
 }
 
 // release stops serving c: the peer sees the close at once, and the loop
 // closes the fd between two batches of events, so its number cannot be
 // reused under a read in progress.
 func (p *poller) release(c *conn) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
-	_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
+	_ = rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	_ = rawsys.Shutdown(int(c.fd), unix.SHUT_RDWR)
 	p.mu.Lock()
 	if p.conns[c.fd] == c {
 		delete(p.conns, c.fd)
@@ -127,7 +127,7 @@ func (p *poller) release(c *conn) {
 
 func (p *poller) signal() {
 	one := [8]byte{1}
-	_, _ = unix.Write(p.wake, one[:])
+	_, _ = rawsys.Write(p.wake, one[:])
 }
 
 // stop wakes the loop so it sees the server's context is done.
@@ -139,14 +139,14 @@ func (p *poller) close() {
 	p.closeReleased()
 	p.mu.Lock()
 	for fd := range p.conns {
-		unix.Close(int(fd))
+		rawsys.Close(int(fd))
 	}
 	p.conns = map[int32]*conn{}
 	p.mu.Unlock()
 	if p.spare >= 0 {
-		unix.Close(p.spare)
+		rawsys.Close(p.spare)
 	}
-	unix.Close(p.wake)
+	rawsys.Close(p.wake)
 	p.file.Close() // closes epfd
 }
 
@@ -156,7 +156,7 @@ func (p *poller) closeReleased() {
 	p.toClose = nil
 	p.mu.Unlock()
 	for _, fd := range fds {
-		unix.Close(int(fd))
+		rawsys.Close(int(fd))
 	}
 }
 
@@ -183,7 +183,7 @@ func (p *poller) run() {
 			ev := &events[i]
 			if ev.Fd == int32(p.wake) {
 				var b [8]byte
-				_, _ = unix.Read(p.wake, b[:])
+				_, _ = rawsys.Read(p.wake, b[:])
 				select {
 				case <-p.srv.ctx.Done():
 					p.closeReleased()
@@ -300,40 +300,17 @@ func (p *poller) completePending(c *conn, data []byte, limit int) ([]byte, bool)
 	return data, true
 }
 
-// writeFD is one non-blocking write. It is a raw syscall: a write to a
-// non-blocking socket never waits, so there is no need to tell the
-// scheduler about it, and doing so (entersyscall) made the runtime's
-// monitor hand Ps between threads all the time on a push load.
-func writeFD(fd int32, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
+// writeFD, readFD and epollPoll are the hot path's system calls: raw, see
+// package rawsys for why.
+func writeFD(fd int32, b []byte) (int, error) { return rawsys.Write(int(fd), b) }
 
-// readFD is one non-blocking read, raw for the same reason as writeFD.
-func readFD(fd int32, b []byte) (int, error) {
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
+func readFD(fd int32, b []byte) (int, error) { return rawsys.Read(int(fd), b) }
 
-// epollPoll returns the ready events without waiting (timeout 0), raw.
 func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+	return rawsys.EpollWait(epfd, events)
 }
 
-func shutdownWrite(fd int32) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) }
+func shutdownWrite(fd int32) { _ = rawsys.Shutdown(int(fd), unix.SHUT_WR) }
 
 // listenControl sets options on the listening socket before it listens:
 // accepted sockets inherit them, one syscall per option instead of one per
@@ -366,7 +343,7 @@ func (p *poller) listen(ln net.Listener) error {
 	}
 	p.lfd.Store(fd)
 	p.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: fd}); err != nil {
+	if err := rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: fd}); err != nil {
 		p.lfd.Store(-1)
 		return fmt.Errorf("edge: epoll add listener: %w", err)
 	}
@@ -378,7 +355,7 @@ func (p *poller) listen(ln net.Listener) error {
 // listener's.
 func (p *poller) unlisten() {
 	if fd := p.lfd.Swap(-1); fd >= 0 {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		_ = rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	}
 }
 
@@ -386,10 +363,10 @@ func (p *poller) unlisten() {
 func (p *poller) acceptReady(lfd int32) {
 	s := p.srv
 	for {
-		nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		nfd, peer, err := rawsys.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
-			s.acceptFD(nfd, sa)
+			s.acceptFD(nfd, peer)
 		case errors.Is(err, unix.EAGAIN):
 			return
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
@@ -399,11 +376,11 @@ func (p *poller) acceptReady(lfd int32) {
 			// waiting in the backlog; then take the spare again.
 			s.fdExhausted(func() {
 				if p.spare >= 0 {
-					unix.Close(p.spare)
+					rawsys.Close(p.spare)
 					p.spare = -1
 				}
-				if nfd, _, err := unix.Accept4(int(lfd), unix.SOCK_CLOEXEC); err == nil {
-					unix.Close(nfd)
+				if nfd, _, err := rawsys.Accept4(int(lfd), unix.SOCK_CLOEXEC); err == nil {
+					rawsys.Close(nfd)
 				}
 				p.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			})
@@ -416,15 +393,8 @@ func (p *poller) acceptReady(lfd int32) {
 	}
 }
 
-func (s *Server) acceptFD(fd int, sa unix.Sockaddr) {
+func (s *Server) acceptFD(fd int, ap netip.AddrPort) {
 	s.metrics.accepted.Inc()
-	var ap netip.AddrPort
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		ap = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		ap = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
-	}
 	if !s.failedIPs.take(ap.Addr(), time.Now()) {
 		s.metrics.limited.WithLabelValues("failed_auth_ip").Inc()
 		refuseFD(fd, s.cfg.ByteOrder, wire.FailTooManyFailures)
@@ -448,6 +418,6 @@ func (s *Server) acceptFD(fd int, sa unix.Sockaddr) {
 // refuseFD tells a just-accepted client why and closes it: one small write
 // to a fresh socket does not block.
 func refuseFD(fd int, order wire.Order, reason string) {
-	_, _ = unix.Write(fd, wire.AppendFrame(nil, order, &wire.Message{URI: wire.URIAuthFailed, Body: reason}))
-	unix.Close(fd)
+	_, _ = rawsys.Write(fd, wire.AppendFrame(nil, order, &wire.Message{URI: wire.URIAuthFailed, Body: reason}))
+	rawsys.Close(fd)
 }

@@ -17,7 +17,9 @@ type Config struct {
 	// Interval between load checks. Zero = 1 s.
 	Interval time.Duration
 	// Raise is the share of the current Ps the process must keep busy over
-	// an interval before they are doubled. Zero = 0.75.
+	// an interval before they are doubled. Zero = 0.9: one P is doubled only
+	// once it is nearly full, because on a box shared with other processes
+	// (NATS, other edges) a second P mostly adds thread hand-offs.
 	Raise float64
 	// Lower is the share of half the current Ps below which the load must
 	// stay for LowerAfter intervals before the Ps are halved. Zero = 0.5:
@@ -51,7 +53,7 @@ func (c Config) withDefaults() Config {
 		c.Interval = time.Second
 	}
 	if c.Raise <= 0 {
-		c.Raise = 0.75
+		c.Raise = 0.9
 	}
 	if c.Lower <= 0 {
 		c.Lower = 0.5

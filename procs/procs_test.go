@@ -20,10 +20,10 @@ func TestAdjuster(t *testing.T) {
 		want  int
 	}{
 		{0.2, 1},
-		{0.74, 1},
-		{0.8, 2}, // one P kept 80 % busy: double
-		{1.6, 4},
-		{3.1, 8},
+		{0.85, 1},
+		{0.9, 2}, // one P kept 90 % busy: double
+		{1.8, 4},
+		{3.7, 8},
 		{7.9, 8}, // at Max
 		{3.9, 8}, // not under 0.5 × 4
 		{1.9, 8}, // low 1
@@ -47,8 +47,8 @@ func TestAdjusterNoFlapping(t *testing.T) {
 	a := newAdjuster(Config{Max: 2, LowerAfter: 2}.withDefaults())
 	changes := 0
 	for i := 0; i < 100; i++ {
-		// 0.8 cores: too much for 1 P (0.75), and not under 0.5 at 2 Ps.
-		if _, changed := a.observe(0.8); changed {
+		// 0.95 cores: too much for 1 P (0.9), and not under 0.5 at 2 Ps.
+		if _, changed := a.observe(0.95); changed {
 			changes++
 		}
 	}

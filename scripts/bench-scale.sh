@@ -55,7 +55,8 @@ echo "bench-scale: $N users over $EDGES edges ($addrs), $PROCS load processes, $
 before=(); for p in "${edge_pids[@]}"; do before+=("$(rss "$p")"); done
 
 cpu_pids=$(IFS=,; echo "${edge_pids[*]},$nats_pid")
-"$BIN" bench push --addr "$addrs" --nats "$NATS" -n "$N" --procs "$PROCS" --concurrency 64 \
+# One P per load process too: six of them share the two cores.
+GOMAXPROCS=${BENCH_GOMAXPROCS:-1} "$BIN" bench push --addr "$addrs" --nats "$NATS" -n "$N" --procs "$PROCS" --concurrency 64 \
 	--rate "$RATE" --random --duration "$DURATION" --warmup "$WARMUP" --inflight 5 --publishers 1 \
 	--uid-prefix scale- --cpu-pids "$cpu_pids" | tee "$DIR/result.txt"
 
