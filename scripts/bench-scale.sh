@@ -42,9 +42,9 @@ addrs=""
 edge_pids=()
 for i in $(seq 1 "$EDGES"); do
 	port=$((EDGE_BASE + i))
-	# Several edges share two cores: one P each keeps their threads from
-	# contending (see BENCHMARKS.md).
-	GOMAXPROCS=${EDGE_GOMAXPROCS:-1} "$BIN" edge --nats "$NATS" --bind 127.0.0.1 --port "$port" --edge-id "scale-$i" \
+	# Several edges share two cores: --gomaxprocs auto (the default) keeps
+	# each on one P at this load (see BENCHMARKS.md).
+	"$BIN" edge --nats "$NATS" --bind 127.0.0.1 --port "$port" --edge-id "scale-$i" \
 		--max-conns 19000 --read-loops 1 >"$DIR/edge-$i.log" 2>&1 &
 	pids+=($!); edge_pids+=($!)
 	addrs="${addrs:+$addrs,}127.0.0.1:$port"
