@@ -272,14 +272,17 @@ func (c *conn) commitLogin(start time.Time) {
 			c.logger().Warn("kick older logins", "err", err)
 		}
 	}
-	c.sendControl(wire.URIAuthSuccess, successBody(c.uid, s.heartbeatSecs))
+	// Online presence goes out before the device hears /auth/success, and
+	// under wmu, where end reads announced: so a device that heard it is
+	// online always gets its offline event, after the online one, and a
+	// connection that ended meanwhile gets neither.
 	c.wmu.Lock()
-	announce := !c.wclosed
-	c.announced = announce
-	c.wmu.Unlock()
-	if announce {
+	if !c.wclosed && !c.ended.Load() {
+		c.announced = true
 		s.publishPresence(c, true, "")
 	}
+	c.wmu.Unlock()
+	c.sendControl(wire.URIAuthSuccess, successBody(c.uid, s.heartbeatSecs))
 	s.metrics.observeAuth("ok", start)
 }
 
