@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexbus/plex/test/busfaults/harness"
 )
 
 // builtDir is the temporary directory of the plex binary built for the
@@ -160,18 +161,6 @@ func (p *proc) stop() {
 	}
 }
 
-// freePort returns a TCP port that was free a moment ago, for the rare
-// flag that has no "0 = any free port" (nats-server's monitoring port).
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // natsProc is a `plex nats` node.
 type natsProc struct {
 	*proc
@@ -190,7 +179,7 @@ var (
 // ports, with routes to the given nodes.
 func startNATSProc(t testing.TB, name string, routes ...*natsProc) *natsProc {
 	t.Helper()
-	mon := freePort(t)
+	mon := harness.FreePort(t)
 	args := []string{"nats", "--nats-port", "0", "--server-name", name,
 		"--cluster-name", "plex", "--cluster-listen", "127.0.0.1:0",
 		"--nats-monitor-port", strconv.Itoa(mon)}

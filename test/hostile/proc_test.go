@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexbus/plex/test/busfaults/harness"
 )
 
 // binDir holds the plex binary built for this run; TestMain removes it.
@@ -75,7 +76,7 @@ func startEdge(t *testing.T, natsURL string, extra ...string) *edgeProc {
 	bin := buildPlex(t)
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
-		mport := freePort(t)
+		mport := harness.FreePort(t)
 		args := append([]string{"edge",
 			"--nats", natsURL, "--bind", "127.0.0.1", "--port", "0",
 			"--metrics-addr", "127.0.0.1:" + strconv.Itoa(mport),
@@ -284,15 +285,4 @@ func (l *logTail) Contains(s string) bool {
 		return l.panic
 	}
 	return strings.Contains(l.String(), s)
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,16 +226,46 @@ func Run(t testing.TB, timeout time.Duration, env []string, args ...string) (std
 	return p.Stdout(), p.Stderr(), code
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago, for
-// processes that must be restarted on the same port.
+// FreePort returns a TCP port that was free on every address a moment ago,
+// for processes that must be told their port (and bind it again after a
+// restart). It is taken from just below the kernel's ephemeral range where
+// there is room: a port from that range may meanwhile become the local end
+// of some outgoing connection (the hostile and bench tests open thousands),
+// and the bind would then fail with "address already in use".
 func FreePort(t testing.TB) int {
 	t.Helper()
+	if low := ephemeralLow(); low >= 3072 {
+		for range 1000 {
+			p := low - 2048 + rand.IntN(2048)
+			if ln, err := net.Listen("tcp", ":"+strconv.Itoa(p)); err == nil {
+				ln.Close()
+				return p
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralLow is the first port of Linux's ephemeral range, or -1.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // WaitFor polls cond every few milliseconds until it holds, failing the

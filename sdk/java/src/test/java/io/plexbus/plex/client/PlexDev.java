@@ -73,7 +73,35 @@ final class PlexDev implements AutoCloseable {
         return d;
     }
 
+    /**
+     * Picks n free ports below the kernel's ephemeral range. plex dev binds
+     * them after its own parts have connected to its NATS, and a restart
+     * binds them again: a port from the ephemeral range could meanwhile be
+     * the local end of some connection (plex dev's own, or any other
+     * process's), and the bind would fail with "address already in use".
+     * Falls back to ports the system hands out where the range is unknown
+     * or leaves no room below it.
+     */
     static int[] freePorts(int n) throws IOException {
+        int low = ephemeralLow();
+        if (low >= 3072) {
+            java.util.Random rnd = new java.util.Random();
+            int[] ports = new int[n];
+            int found = 0;
+            for (int tries = 0; tries < 1000 && found < n; tries++) {
+                int p = low - 2048 + rnd.nextInt(2048);
+                boolean dup = false;
+                for (int i = 0; i < found; i++) {
+                    dup |= ports[i] == p;
+                }
+                if (!dup && bindable(p)) {
+                    ports[found++] = p;
+                }
+            }
+            if (found == n) {
+                return ports;
+            }
+        }
         List<ServerSocket> held = new ArrayList<>();
         try {
             int[] ports = new int[n];
@@ -88,6 +116,27 @@ final class PlexDev implements AutoCloseable {
             for (ServerSocket s : held) {
                 s.close();
             }
+        }
+    }
+
+    /** The first port of Linux's ephemeral range, or -1 if unknown. */
+    static int ephemeralLow() {
+        try {
+            String r = new String(Files.readAllBytes(Paths.get("/proc/sys/net/ipv4/ip_local_port_range")),
+                    StandardCharsets.US_ASCII).trim();
+            return Integer.parseInt(r.split("\\s+")[0]);
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /** Whether port can be bound on every address, as plex dev binds it. */
+    static boolean bindable(int port) {
+        try (ServerSocket s = new ServerSocket()) {
+            s.bind(new InetSocketAddress(port));
+            return true;
+        } catch (IOException e) {
+            return false;
         }
     }
 
