@@ -168,10 +168,10 @@ func TestBenchResubscribe(t *testing.T) {
 		conns[i] = busConn(t, "bench "+n.node, n.url)
 	}
 	waitMesh(t, conns)
-	ep := startProc(t, "edge", "", "edge", "--nats", natsList(nodes, 0),
+	ep := startProc(t, "edge", "edge", "--nats", natsList(nodes, 0),
 		"--port", "0", "--bind", "127.0.0.1", "--edge-id", "bench-edge",
 		"--heartbeat", "10m", "--heartbeat-timeout", "20m", "--auth-timeout", "2m", "--stats-interval", "1s")
-	addr := ep.waitOut(edgeListenRe, 15*time.Second)[1]
+	addr := ep.WaitOut(edgeListenRe, 15*time.Second)[1]
 	victim := -1
 	waitFor(t, 10*time.Second, "the edge's node", func() bool {
 		for k, n := range nodes {
@@ -203,14 +203,14 @@ func TestBenchResubscribe(t *testing.T) {
 
 	watch := watchResubscribe(t, survivors, users)
 	lost := time.Now()
-	nodes[victim].kill()
+	nodes[victim].Kill()
 	killed := time.Since(lost)
 	var after reached
 	if os.Getenv("PLEX_BENCH_PROBES") != "0" {
 		after = reachAll(t, pubs, devs, lost, 2*time.Minute)
 	}
 	rs := <-watch
-	edgeLog := ep.stderr()
+	edgeLog := ep.Stderr()
 	closed := 0
 	for _, d := range devs {
 		if d.closed.Load() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/embeddednats"
+	"github.com/plexbus/plex/test/busfaults/harness"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -97,17 +98,17 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	waitMesh(t, pubs)
 
-	startProc(t, "auth", "", "auth", "--verifier", "dev", "--allow-dev", "--nats", natsList(nodes, 1)).
-		waitOut(authReadyRe, 15*time.Second)
-	apiURL := startProc(t, "api", "", "api", "--nats", natsList(nodes, 2), "--inner-password", apiPassword,
+	startProc(t, "auth", "auth", "--verifier", "dev", "--allow-dev", "--nats", natsList(nodes, 1)).
+		WaitOut(authReadyRe, 15*time.Second)
+	apiURL := startProc(t, "api", "api", "--nats", natsList(nodes, 2), "--inner-password", apiPassword,
 		"--http-port", "0", "--http-bind", "127.0.0.1", "--backoff-base", "50ms", "--backoff-max", "1s").
-		waitOut(apiListenRe, 15*time.Second)[1]
+		WaitOut(apiListenRe, 15*time.Second)[1]
 	edges := make([]*cliEdge, len(nodes))
 	for i := range edges {
 		id := fmt.Sprintf("edge-%d", i+1)
-		p := startProc(t, id, "", "edge", "--nats", natsList(nodes, i), "--port", "0", "--bind", "127.0.0.1",
+		p := startProc(t, id, "edge", "--nats", natsList(nodes, i), "--port", "0", "--bind", "127.0.0.1",
 			"--edge-id", id, "--stats-interval", statsIntervalCLI.String(), "--duplicate-login", "kick-old", "--drain-timeout", "5s")
-		edges[i] = &cliEdge{proc: p, id: id, addr: p.waitOut(edgeListenRe, 15*time.Second)[1]}
+		edges[i] = &cliEdge{proc: p, id: id, addr: p.WaitOut(edgeListenRe, 15*time.Second)[1]}
 	}
 	waitFor(t, 10*time.Second, "three edges in the API's table", func() bool { return len(liveEdges(t, apiURL)) == 3 })
 
@@ -199,7 +200,7 @@ func TestClusterProcesses(t *testing.T) {
 		t.Fatal("no device on edge-1")
 	}
 	lost := time.Now()
-	nodes[victimNode].kill()
+	nodes[victimNode].Kill()
 	recovered := probeUntilReceived(t, survivor, onEdge1[0], lost, 10*time.Second)
 	t.Logf("%s killed: a push from another node reached a device on edge-1 %s after", nodes[victimNode].node, recovered.Round(time.Millisecond))
 	for _, d := range onEdge1 {
@@ -222,7 +223,7 @@ func TestClusterProcesses(t *testing.T) {
 	dead := edges[1]
 	onDead := onAddr(fleet, dead.addr)
 	lost = time.Now()
-	dead.kill()
+	dead.Kill()
 	watch := watchEdge(t, apiURL, dead.id, dead.addr, 3*time.Second)
 	back := waitMoved(t, onDead, lost, func(addr string) bool { return addr != dead.addr })
 	ew := <-watch
@@ -269,15 +270,15 @@ func onAddr(fleet []*sdkDevice, addr string) []*sdkDevice {
 // dev box's own edge are one system to its API.
 func TestDevJoinsCluster(t *testing.T) {
 	n1 := startNATSProc(t, "n1")
-	dev := startProc(t, "dev", "", "dev", "--nats-port", "0", "--port", "0", "--http-port", "0",
+	dev := startProc(t, "dev", "dev", "--nats-port", "0", "--port", "0", "--http-port", "0",
 		"--server-name", "dev", "--cluster-name", "plex", "--cluster-listen", "127.0.0.1:0", "--routes", n1.route,
 		"--inner-password", apiPassword, "--stats-interval", statsIntervalCLI.String())
-	devNATS := dev.waitOut(devNATSRe, 15*time.Second)[1]
-	devEdge := dev.waitOut(devEdgeRe, time.Second)[1]
-	devAPI := dev.waitOut(devAPIRe, time.Second)[1]
-	other := startProc(t, "edge", "", "edge", "--nats", n1.url, "--port", "0", "--bind", "127.0.0.1",
+	devNATS := dev.WaitOut(devNATSRe, 15*time.Second)[1]
+	devEdge := dev.WaitOut(devEdgeRe, time.Second)[1]
+	devAPI := dev.WaitOut(devAPIRe, time.Second)[1]
+	other := startProc(t, "edge", "edge", "--nats", n1.url, "--port", "0", "--bind", "127.0.0.1",
 		"--edge-id", "edge-n1", "--stats-interval", statsIntervalCLI.String())
-	otherAddr := other.waitOut(edgeListenRe, 15*time.Second)[1]
+	otherAddr := other.WaitOut(edgeListenRe, 15*time.Second)[1]
 	onN1, onDev := busConn(t, "test n1", n1.url), busConn(t, "test dev", devNATS)
 	waitMesh(t, []*nats.Conn{onN1, onDev})
 
@@ -300,7 +301,7 @@ func TestDevJoinsCluster(t *testing.T) {
 // shuffles the list, so "an edge attached to its own node" (a zone's, a
 // site's) cannot be expressed with a list of several URLs.
 func TestEdgeNATSOrder(t *testing.T) {
-	help, err := execOutput(buildPlex(t), "edge", "--help")
+	help, err := execOutput(harness.Plex(t), "edge", "--help")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,9 +313,9 @@ func TestEdgeNATSOrder(t *testing.T) {
 	nodes := startNodes(t, 3)
 	list := strings.Join(clientURLs(nodes, 0), ",")
 	for i := range 3 {
-		startProc(t, fmt.Sprintf("edge-%d", i+1), "", "edge", "--nats", list, "--nats-no-randomize",
+		startProc(t, fmt.Sprintf("edge-%d", i+1), "edge", "--nats", list, "--nats-no-randomize",
 			"--port", "0", "--bind", "127.0.0.1", "--edge-id", fmt.Sprintf("edge-%d", i+1)).
-			waitOut(edgeListenRe, 15*time.Second)
+			WaitOut(edgeListenRe, 15*time.Second)
 	}
 	if n := edgesOn(t, nodes[0]); n != 3 {
 		t.Fatalf("%d of 3 edges attached to n1, the first of --nats %s", n, list)

@@ -1,17 +1,13 @@
 package cluster
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/plexbus/plex/test/busfaults/harness"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
-		if dir := builtDir.Load(); dir != nil {
-			_ = os.RemoveAll(filepath.Clean(*dir))
-		}
-	}))
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { harness.Cleanup() }))
 }

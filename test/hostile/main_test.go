@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/plexbus/plex/test/busfaults/harness"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	removeBinary()
+	harness.Cleanup()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			os.Stderr.WriteString("goleak: " + err.Error() + "\n")

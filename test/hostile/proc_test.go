@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,40 +18,6 @@ import (
 
 	"github.com/plexbus/plex/test/busfaults/harness"
 )
-
-// binDir holds the plex binary built for this run; TestMain removes it.
-var binDir string
-
-// plexBin builds cmd/plex once per run, without the race detector: the
-// memory figures are those of the binary operators run.
-var plexBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "plex-hostile-")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	bin := filepath.Join(dir, "plex")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/plexbus/plex/cmd/plex").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/plex: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func removeBinary() {
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-}
-
-func buildPlex(t *testing.T) string {
-	t.Helper()
-	bin, err := plexBin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
 
 // edgeProc is a `plex edge` subprocess.
 type edgeProc struct {
@@ -73,7 +38,7 @@ var listenRe = regexp.MustCompile(`listening on (\S+) \(advertised`)
 // its log fails the test.
 func startEdge(t *testing.T, natsURL string, extra ...string) *edgeProc {
 	t.Helper()
-	bin := buildPlex(t)
+	bin := harness.Plex(t) // built without the race detector: the memory figures are the shipped binary's
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
 		mport := harness.FreePort(t)

@@ -2,15 +2,9 @@ package hostile
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -20,83 +14,9 @@ import (
 	"time"
 
 	"github.com/plexbus/plex/client"
+	"github.com/plexbus/plex/test/busfaults/harness"
 	"github.com/plexbus/plex/wire"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue writes a server certificate for 127.0.0.1 valid from notBefore
-// to notAfter, and its key, as PEM files in dir.
-func (ca *testCA) issue(t *testing.T, dir, name string, notBefore, notAfter time.Time) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "plex edge " + name},
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = filepath.Join(dir, name+".crt")
-	keyFile = filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestTLS runs plex edge with --tls-cert and --tls-key from a CA made for
 // the test, and checks: the Go client SDK trusting that CA logs in and is
@@ -108,9 +28,9 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 func TestTLS(t *testing.T) {
 	const authTimeout = 2 * time.Second
 	dir := t.TempDir()
-	ca := newCA(t, "plex test CA")
-	certFile, keyFile := ca.issue(t, dir, "edge", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-	trust := &tls.Config{RootCAs: ca.pool}
+	ca := harness.NewCA(t, "plex test CA")
+	certFile, keyFile := ca.Issue(t, dir, "edge", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	trust := &tls.Config{RootCAs: ca.Pool}
 	st := newStack(t)
 	e := startEdge(t, st.url(), "--tls-cert", certFile, "--tls-key", keyFile, "--auth-timeout", authTimeout.String())
 
@@ -227,8 +147,8 @@ func TestTLS(t *testing.T) {
 	})
 
 	t.Run("bad certificates refused", func(t *testing.T) {
-		other := newCA(t, "someone else's CA")
-		expCert, expKey := ca.issue(t, dir, "expired", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+		other := harness.NewCA(t, "someone else's CA")
+		expCert, expKey := ca.Issue(t, dir, "expired", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 		expired := startEdge(t, st.url(), "--tls-cert", expCert, "--tls-key", expKey)
 		for _, tc := range []struct {
 			name string
@@ -236,15 +156,15 @@ func TestTLS(t *testing.T) {
 			cfg  *tls.Config
 			want func(error) bool
 		}{
-			{"unknown authority", e.addr, &tls.Config{RootCAs: other.pool}, func(err error) bool {
+			{"unknown authority", e.addr, &tls.Config{RootCAs: other.Pool}, func(err error) bool {
 				_, ok := errors.AsType[x509.UnknownAuthorityError](err)
 				return ok
 			}},
-			{"wrong name", e.addr, &tls.Config{RootCAs: ca.pool, ServerName: "push.example.com"}, func(err error) bool {
+			{"wrong name", e.addr, &tls.Config{RootCAs: ca.Pool, ServerName: "push.example.com"}, func(err error) bool {
 				_, ok := errors.AsType[x509.HostnameError](err)
 				return ok
 			}},
-			{"expired", expired.addr, &tls.Config{RootCAs: ca.pool}, func(err error) bool {
+			{"expired", expired.addr, &tls.Config{RootCAs: ca.Pool}, func(err error) bool {
 				ie, ok := errors.AsType[x509.CertificateInvalidError](err)
 				return ok && ie.Reason == x509.Expired
 			}},
@@ -301,9 +221,9 @@ func TestTLS(t *testing.T) {
 // plain TCP.
 func TestTLSBadKeyMaterial(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "plex test CA")
-	certFile, keyFile := ca.issue(t, dir, "edge", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
-	_, otherKey := ca.issue(t, dir, "other", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	ca := harness.NewCA(t, "plex test CA")
+	certFile, keyFile := ca.Issue(t, dir, "edge", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	_, otherKey := ca.Issue(t, dir, "other", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	junk := filepath.Join(dir, "junk.pem")
 	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
@@ -321,7 +241,7 @@ func TestTLSBadKeyMaterial(t *testing.T) {
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		args := append([]string{"edge", "--port", "0", "--bind", "127.0.0.1", "--nats", "nats://127.0.0.1:1"}, tc.args...)
-		out, err := exec.CommandContext(ctx, buildPlex(t), args...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, harness.Plex(t), args...).CombinedOutput()
 		cancel()
 		ee, ok := errors.AsType[*exec.ExitError](err)
 		if !ok || ee.ExitCode() != tc.code || !strings.Contains(string(out), tc.msg) {

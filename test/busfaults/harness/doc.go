@@ -7,6 +7,6 @@
 // Everything listens on loopback and on ports chosen free at run time;
 // every process and connection is cleaned up with the test.
 //
-// It needs Linux (epoll, /proc, Pdeathsig); on other systems the package
-// is empty.
+// The Fleet needs Linux (epoll), and RSS and fd counts read /proc; the rest
+// builds everywhere, so tests elsewhere can share the process helpers.
 package harness

@@ -1,5 +1,3 @@
-//go:build linux
-
 package harness
 
 import (
@@ -105,8 +103,7 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 		}
 	}
 	p.cmd.Env = append(p.cmd.Env, env...)
-	// If the test process dies (a timeout, a panic), its children die too.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(p.cmd)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.out}
 	p.cmd.Stderr = lockedWriter{&p.mu, &p.errOut}
 	if err := p.cmd.Start(); err != nil {
@@ -208,6 +205,24 @@ func (p *Proc) Wait(d time.Duration) (code int, at time.Time) {
 	}
 	p.t.Fatalf("%s: %v", p.Name, p.exitErr)
 	return -1, p.ended
+}
+
+// Stop asks the process to shut down (SIGTERM) and kills it if it has not
+// exited within d. It reports whether it stopped by itself; a process that
+// had already exited counts as stopped.
+func (p *Proc) Stop(d time.Duration) bool {
+	if p.Exited() {
+		return true
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	return false
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.
