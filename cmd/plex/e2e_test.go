@@ -1,150 +1,32 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexbus/plex/test/busfaults/harness"
 )
 
-// plexBin builds the plex binary once per test run.
-var plexBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "plex-e2e-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "plex")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+func TestMain(m *testing.M) {
+	code := m.Run()
+	harness.Cleanup()
+	os.Exit(code)
+}
 
-func buildPlex(t *testing.T) string {
+// runPlex runs a plex command to completion.
+func runPlex(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	bin, err := plexBin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// proc is a plex subprocess whose output the test reads.
-type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
-	errOut bytes.Buffer
-	done   chan error
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func start(t *testing.T, dir string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, done: make(chan error, 1)}
-	p.cmd = exec.Command(buildPlex(t), args...)
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "PLEX_LOG_LEVEL=warn")
-	p.cmd.Stdout = lockedWriter{&p.mu, &p.out}
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.errOut}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (p *proc) stdout() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *proc) stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.errOut.String()
-}
-
-// waitOut waits until stdout matches re and returns the first submatch.
-func (p *proc) waitOut(re *regexp.Regexp, d time.Duration) []string {
-	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(p.stdout()); m != nil {
-			return m
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	p.t.Fatalf("stdout never matched %s\nstdout:\n%s\nstderr:\n%s", re, p.stdout(), p.stderr())
-	return nil
-}
-
-func (p *proc) wait(d time.Duration) int {
-	p.t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		return 0
-	case <-time.After(d):
-		p.t.Fatalf("process did not exit within %s\nstderr:\n%s", d, p.stderr())
-		return -1
-	}
-}
-
-func runPlex(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, buildPlex(t), args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), code
+	return harness.Run(t, 20*time.Second, nil, args...)
 }
 
 var (
@@ -156,21 +38,20 @@ var (
 // TestDevEndToEnd: plex dev on free ports, plex client as a device, pushes
 // from plex push and from HTTP, then SIGINT.
 func TestDevEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	dev := start(t, dir, "dev", "--port", "0", "--http-port", "0", "--nats-port", "0")
-	natsURL := dev.waitOut(natsRe, 15*time.Second)[1]
-	edgeAddr := dev.waitOut(edgeRe, time.Second)[1]
-	apiURL := dev.waitOut(apiRe, time.Second)[1]
-	if !strings.Contains(dev.stdout(), "plex push 42") || !strings.Contains(dev.stdout(), "plex presence") {
-		t.Fatalf("banner lacks the try-it lines:\n%s", dev.stdout())
+	dev := harness.Start(t, nil, "dev", "--port", "0", "--http-port", "0", "--nats-port", "0")
+	natsURL := dev.WaitOut(natsRe, 15*time.Second)[1]
+	edgeAddr := dev.WaitOut(edgeRe, time.Second)[1]
+	apiURL := dev.WaitOut(apiRe, time.Second)[1]
+	if !strings.Contains(dev.Stdout(), "plex push 42") || !strings.Contains(dev.Stdout(), "plex presence") {
+		t.Fatalf("banner lacks the try-it lines:\n%s", dev.Stdout())
 	}
 
-	watcher := start(t, dir, "presence", "--nats", natsURL, "--json")
+	watcher := harness.Start(t, nil, "presence", "--nats", natsURL, "--json")
 	waitUntil(t, 10*time.Second, "presence watcher subscribed", func() bool {
-		return strings.Contains(watcher.stderr(), "watching plex.presence")
+		return strings.Contains(watcher.Stderr(), "watching plex.presence")
 	})
-	cl := start(t, dir, "client", "--uid", "42", "--addr", edgeAddr, "--count", "2")
-	viaHost := start(t, dir, "client", "--uid", "43", "--host-url", apiURL+"/plex/v1/host", "--count", "1", "--json")
+	cl := harness.Start(t, nil, "client", "--uid", "42", "--addr", edgeAddr, "--count", "2")
+	viaHost := harness.Start(t, nil, "client", "--uid", "43", "--host-url", apiURL+"/plex/v1/host", "--count", "1", "--json")
 	waitUntil(t, 10*time.Second, "both clients online", func() bool {
 		_, _, c1 := runPlex(t, "online", "42", "--nats", natsURL)
 		_, _, c2 := runPlex(t, "online", "43", "--nats", natsURL)
@@ -193,35 +74,33 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("HTTP push: %d %s", resp.StatusCode, body)
 	}
 
-	if code := cl.wait(10 * time.Second); code != 0 {
-		t.Fatalf("client exit %d: %s", code, cl.stderr())
+	if code, _ := cl.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("client exit %d: %s", code, cl.Stderr())
 	}
-	lines := strings.Split(strings.TrimSpace(cl.stdout()), "\n")
+	lines := strings.Split(strings.TrimSpace(cl.Stdout()), "\n")
 	if len(lines) != 2 || lines[0] != "[1] /notify hello from the cli" || lines[1] != "[2] /push hello over http" {
-		t.Fatalf("client printed:\n%s", cl.stdout())
+		t.Fatalf("client printed:\n%s", cl.Stdout())
 	}
-	if code := viaHost.wait(10 * time.Second); code != 0 || !strings.Contains(viaHost.stdout(), `"body":"hello over http"`) {
-		t.Fatalf("host-url client exit %d printed %q", code, viaHost.stdout())
+	if code, _ := viaHost.Wait(10 * time.Second); code != 0 || !strings.Contains(viaHost.Stdout(), `"body":"hello over http"`) {
+		t.Fatalf("host-url client exit %d printed %q", code, viaHost.Stdout())
 	}
 	_, _, code = runPlex(t, "online", "42", "--api", apiURL, "--inner-password", "plex-inner")
 	if code != 3 {
 		t.Fatalf("plex online of a user who left: exit %d, want 3", code)
 	}
-	waitUntil(t, 5*time.Second, "presence events "+watcher.stdout(), func() bool {
-		s := watcher.stdout()
+	waitUntil(t, 5*time.Second, "presence events "+watcher.Stdout(), func() bool {
+		s := watcher.Stdout()
 		return strings.Count(s, `"online":true`) >= 2 && strings.Count(s, `"online":false`) >= 2
 	})
 
 	startStop := time.Now()
-	if err := dev.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code := dev.wait(5 * time.Second); code != 0 {
-		t.Fatalf("plex dev exit %d after SIGINT\n%s", code, dev.stderr())
+	dev.Signal(syscall.SIGINT)
+	if code, _ := dev.Wait(5 * time.Second); code != 0 {
+		t.Fatalf("plex dev exit %d after SIGINT\n%s", code, dev.Stderr())
 	}
 	t.Logf("plex dev stopped %s after SIGINT", time.Since(startStop).Round(time.Millisecond))
-	_ = watcher.cmd.Process.Signal(syscall.SIGINT)
-	if code := watcher.wait(5 * time.Second); code != 0 {
+	watcher.Signal(syscall.SIGINT)
+	if code, _ := watcher.Wait(5 * time.Second); code != 0 {
 		t.Fatalf("plex presence exit %d", code)
 	}
 }
@@ -273,13 +152,13 @@ func TestHelpAndUsage(t *testing.T) {
 		t.Errorf("api without password: exit %d, stderr %q", code, errOut)
 	}
 	// An env variable reaches the flag: an unreachable NATS from PLEX_NATS.
-	cmd := exec.Command(buildPlex(t), "online", "42", "--timeout", "1s")
+	cmd := exec.Command(harness.Plex(t), "online", "42", "--timeout", "1s")
 	cmd.Env = append(os.Environ(), "PLEX_NATS=nats://127.0.0.1:1")
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "127.0.0.1:1") {
 		t.Errorf("PLEX_NATS not applied: exit %d, %s", cmd.ProcessState.ExitCode(), out)
 	}
-	cmd = exec.Command(buildPlex(t), "edge", "--port", "1")
+	cmd = exec.Command(harness.Plex(t), "edge", "--port", "1")
 	cmd.Env = append(os.Environ(), "PLEX_BYTE_ORDER=sideways")
 	out, _ = cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "byte-order") {
@@ -290,10 +169,9 @@ func TestHelpAndUsage(t *testing.T) {
 // TestBenchEndToEnd runs plex bench with child processes against plex dev:
 // the last stdout line is one JSON object with the merged figures.
 func TestBenchEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	dev := start(t, dir, "dev", "--port", "0", "--http-port", "0", "--nats-port", "0")
-	natsURL := dev.waitOut(natsRe, 15*time.Second)[1]
-	edgeAddr := dev.waitOut(edgeRe, time.Second)[1]
+	dev := harness.Start(t, nil, "dev", "--port", "0", "--http-port", "0", "--nats-port", "0")
+	natsURL := dev.WaitOut(natsRe, 15*time.Second)[1]
+	edgeAddr := dev.WaitOut(edgeRe, time.Second)[1]
 	lastJSON := func(out string) map[string]any {
 		t.Helper()
 		lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -304,7 +182,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		return v
 	}
 	out, errOut, code := runPlex(t, "bench", "conns", "--addr", edgeAddr, "-n", "300", "--procs", "2", "--steps", "2", "--settle", "100ms",
-		"--edge-pid", fmt.Sprint(dev.cmd.Process.Pid))
+		"--edge-pid", fmt.Sprint(dev.Pid()))
 	if code != 0 {
 		t.Fatalf("bench conns: exit %d\n%s%s", code, out, errOut)
 	}
@@ -331,9 +209,8 @@ func TestGOMAXPROCSFlag(t *testing.T) {
 	if runtime.NumCPU() < 2 || os.Getenv("GOMAXPROCS") != "" {
 		t.Skip("needs 2 CPUs and no GOMAXPROCS in the environment")
 	}
-	dir := t.TempDir()
-	ns := start(t, dir, "nats", "--nats-port", "0")
-	natsURL := ns.waitOut(regexp.MustCompile(`nats listening on (nats://\S+)`), 15*time.Second)[1]
+	ns := harness.Start(t, nil, "nats", "--nats-port", "0")
+	natsURL := ns.WaitOut(regexp.MustCompile(`nats listening on (nats://\S+)`), 15*time.Second)[1]
 	metricsRe := regexp.MustCompile(`metrics on (http://\S+)`)
 	gomaxprocs := func(url string) string {
 		resp, err := http.Get(url)
@@ -349,17 +226,17 @@ func TestGOMAXPROCSFlag(t *testing.T) {
 		return string(m[1])
 	}
 	for _, tc := range []struct{ flag, want string }{{"auto", "1"}, {"2", "2"}} {
-		auth := start(t, dir, "auth", "--verifier", "dev", "--allow-dev", "--nats", natsURL,
+		auth := harness.Start(t, nil, "auth", "--verifier", "dev", "--allow-dev", "--nats", natsURL,
 			"--metrics-addr", "127.0.0.1:0", "--gomaxprocs", tc.flag)
-		url := auth.waitOut(metricsRe, 15*time.Second)[1]
+		url := auth.WaitOut(metricsRe, 15*time.Second)[1]
 		// auto lowers the Ps just after the parts start; give it a moment.
 		var got string
 		waitUntil(t, 5*time.Second, "GOMAXPROCS "+tc.want+" with --gomaxprocs "+tc.flag, func() bool {
 			got = gomaxprocs(url)
 			return got == tc.want
 		})
-		_ = auth.cmd.Process.Signal(syscall.SIGINT)
-		if code := auth.wait(5 * time.Second); code != 0 {
+		auth.Signal(syscall.SIGINT)
+		if code, _ := auth.Wait(5 * time.Second); code != 0 {
 			t.Fatalf("plex auth exit %d", code)
 		}
 	}
