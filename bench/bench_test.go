@@ -14,6 +14,7 @@ import (
 	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/edge"
 	"github.com/plexbus/plex/embeddednats"
+	"github.com/plexbus/plex/test/busfaults/harness"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -106,17 +107,7 @@ func stack(t *testing.T) (*embeddednats.Server, *edge.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(enc.Close)
-	e, err := edge.New(edge.Config{Addr: "127.0.0.1:0"}, enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	e, _ := harness.RunEdge(t, edge.Config{}, enc)
 	return ns, e
 }
 

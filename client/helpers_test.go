@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/edge"
 	"github.com/plexbus/plex/embeddednats"
+	"github.com/plexbus/plex/test/busfaults/harness"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -34,24 +34,7 @@ func newStack(t *testing.T) *stack {
 	ns := embeddednats.RunTest(t, embeddednats.Config{})
 	st := &stack{t: t, ns: ns}
 	st.nc = st.connect()
-	anc := st.connect()
-	_, err := anc.QueueSubscribe(bus.SubjectAuth, bus.QueueAuth, func(m *nats.Msg) {
-		var req bus.AuthRequest
-		rep := bus.AuthReply{Reason: "bad token"}
-		if json.Unmarshal(m.Data, &req) == nil && strings.HasPrefix(req.Body, "uid:") {
-			rep = bus.AuthReply{OK: true, UID: strings.TrimPrefix(req.Body, "uid:")}
-		}
-		data, _ := json.Marshal(rep)
-		if err := m.Respond(data); err != nil {
-			t.Errorf("auth respond: %v", err)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := anc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	harness.ServeUIDAuth(t, st.connect(), nil)
 	return st
 }
 
@@ -84,31 +67,7 @@ type runningEdge struct {
 // cleanup if the test has not stopped it.
 func (st *stack) edge(cfg edge.Config) *runningEdge {
 	st.t.Helper()
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
-	s, err := edge.New(cfg, st.connect())
-	if err != nil {
-		st.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					st.t.Errorf("edge Run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				st.t.Error("edge did not stop")
-			}
-		})
-	}
-	st.t.Cleanup(stop)
+	s, stop := harness.RunEdge(st.t, cfg, st.connect())
 	return &runningEdge{Server: s, stop: stop}
 }
 

@@ -1,7 +1,6 @@
 package pushapi
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -15,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/edge"
 	"github.com/plexbus/plex/embeddednats"
+	"github.com/plexbus/plex/test/busfaults/harness"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -38,7 +37,7 @@ func newStack(t *testing.T, cfg Config) *stack {
 	t.Helper()
 	ns := embeddednats.RunTest(t, embeddednats.Config{})
 	st := &stack{t: t, ns: ns, reg: prometheus.NewRegistry()}
-	startAuth(t, busConn(t, ns))
+	harness.ServeUIDAuth(t, busConn(t, ns), nil)
 	st.nc = busConn(t, ns)
 	// Generous expiry: edges publish every 50 ms, and a loaded -race run
 	// must not see one flap. Expiry itself is tested on a fake clock.
@@ -77,53 +76,13 @@ func busConn(t *testing.T, ns *embeddednats.Server) *nats.Conn {
 	return nc
 }
 
-// startAuth answers plex.auth: "uid:<x>" logs in as x, anything else is refused.
-func startAuth(t *testing.T, nc *nats.Conn) {
-	t.Helper()
-	_, err := nc.QueueSubscribe(bus.SubjectAuth, bus.QueueAuth, func(m *nats.Msg) {
-		var req bus.AuthRequest
-		_ = json.Unmarshal(m.Data, &req)
-		rep := bus.AuthReply{Reason: "bad token"}
-		if uid, ok := strings.CutPrefix(req.Body, "uid:"); ok {
-			rep = bus.AuthReply{OK: true, UID: uid}
-		}
-		data, _ := json.Marshal(rep)
-		_ = m.Respond(data)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // edge starts an edge publishing stats every 50 ms; it stops at cleanup.
 func (st *stack) edge(cfg edge.Config) *edge.Server {
-	t := st.t
-	t.Helper()
-	cfg.Addr = "127.0.0.1:0"
+	st.t.Helper()
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = 50 * time.Millisecond
 	}
-	s, err := edge.New(cfg, busConn(t, st.ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("edge Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("edge did not stop")
-		}
-	})
+	s, _ := harness.RunEdge(st.t, cfg, busConn(st.t, st.ns))
 	return s
 }
 

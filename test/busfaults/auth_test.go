@@ -3,7 +3,6 @@
 package busfaults
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -411,26 +410,7 @@ func TestPendingAuthBounded(t *testing.T) {
 // no flag for); it is shut down at cleanup.
 func startEdge(t *testing.T, ns *embeddednats.Server, cfg edge.Config) *edge.Server {
 	t.Helper()
-	cfg.Addr = "127.0.0.1:0"
-	nc := connectBus(t, ns.ClientURL(), nats.Name("plex-edge"))
-	s, err := edge.New(cfg, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("edge: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("edge did not stop")
-		}
-	})
+	s, _ := harness.RunEdge(t, cfg, connectBus(t, ns.ClientURL(), nats.Name("plex-edge")))
 	return s
 }
 

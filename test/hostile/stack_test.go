@@ -1,8 +1,6 @@
 package hostile
 
 import (
-	"context"
-	"encoding/json"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/edge"
 	"github.com/plexbus/plex/embeddednats"
+	"github.com/plexbus/plex/test/busfaults/harness"
 )
 
 // stack is an embedded NATS server with an auth responder: token
@@ -30,24 +29,7 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	st := &stack{t: t, ns: embeddednats.RunTest(t, embeddednats.Config{})}
 	st.nc = st.connect()
-	anc := st.connect()
-	_, err := anc.QueueSubscribe(bus.SubjectAuth, bus.QueueAuth, func(m *nats.Msg) {
-		st.authReqs.Add(1)
-		var req bus.AuthRequest
-		_ = json.Unmarshal(m.Data, &req)
-		rep := bus.AuthReply{Reason: "bad token"}
-		if uid, ok := strings.CutPrefix(req.Body, "uid:"); ok && bus.ValidUID(uid) == nil {
-			rep = bus.AuthReply{OK: true, UID: uid}
-		}
-		data, _ := json.Marshal(rep)
-		_ = m.Respond(data)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := anc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	harness.ServeUIDAuth(t, st.connect(), func() { st.authReqs.Add(1) })
 	return st
 }
 
@@ -80,28 +62,9 @@ type inProcEdge struct {
 // registry; it is shut down (and must stop cleanly) at cleanup.
 func (st *stack) edge(cfg edge.Config) *inProcEdge {
 	st.t.Helper()
-	cfg.Addr = "127.0.0.1:0"
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	nc := st.connect()
-	s, err := edge.New(cfg, nc)
-	if err != nil {
-		st.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	st.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				st.t.Errorf("edge Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			st.t.Error("edge did not stop")
-		}
-	})
+	s, _ := harness.RunEdge(st.t, cfg, st.connect())
 	return &inProcEdge{Server: s, reg: reg}
 }
 
