@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,13 +37,10 @@ type rawPool struct {
 
 type rawLoop struct {
 	pool *rawPool
-	epfd int
-	// file parks the loop in Go's netpoller until epfd is readable: a
-	// thread blocked in epoll_wait kept the runtime's monitor spinning,
-	// which cost more CPU than the load itself.
-	file   *os.File
-	rc     syscall.RawConn
-	wake   int
+	// ep parks the loop as a goroutine: a thread blocked in epoll_wait
+	// kept the runtime's monitor spinning, which cost more CPU than the
+	// load itself.
+	ep     *rawsys.Epoll
 	reqs   chan int // device indices to dial
 	devs   map[int32]*rawDev
 	buf    []byte
@@ -72,16 +67,11 @@ func newRawPool(p *Pool) *rawPool {
 	rp := &rawPool{p: p, slots: make(chan struct{}, p.cfg.Concurrency)}
 	n := max(1, runtime.GOMAXPROCS(0))
 	for i := 0; i < n; i++ {
-		epfd, err1 := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-		wake, err2 := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err := errors.Join(err1, err2); err != nil {
-			panic(fmt.Sprintf("bench: epoll: %v", err)) // only fd exhaustion at start
+		ep, err := rawsys.NewEpoll()
+		if err != nil {
+			panic(fmt.Sprintf("bench: %v", err)) // only fd exhaustion at start
 		}
-		_ = rawsys.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)})
-		_ = unix.SetNonblock(epfd, true)
-		l := &rawLoop{pool: rp, epfd: epfd, wake: wake, reqs: make(chan int, 1<<16), devs: map[int32]*rawDev{}, buf: make([]byte, 256<<10)}
-		l.file = os.NewFile(uintptr(epfd), "epoll")
-		l.rc, _ = l.file.SyscallConn()
+		l := &rawLoop{pool: rp, ep: ep, reqs: make(chan int, 1<<16), devs: map[int32]*rawDev{}, buf: make([]byte, 256<<10)}
 		rp.loops = append(rp.loops, l)
 		rp.wg.Add(1)
 		go l.run()
@@ -166,35 +156,19 @@ func (rp *rawPool) close() {
 	rp.wg.Wait()
 }
 
-func (l *rawLoop) signal() {
-	one := [8]byte{1}
-	_, _ = rawsys.Write(l.wake, one[:])
-}
+func (l *rawLoop) signal() { l.ep.Wake() }
 
 func (l *rawLoop) run() {
 	defer l.pool.wg.Done()
 	defer l.shutdown()
 	events := make([]unix.EpollEvent, 512)
-	var n int
-	var werr error
-	harvest := func(fd uintptr) bool {
-		n, werr = rawsys.EpollWait(int(fd), events)
-		if errors.Is(werr, unix.EINTR) {
-			n, werr = 0, nil
-		}
-		return n > 0 || werr != nil
-	}
 	for !l.stop.Load() {
-		if err := l.rc.Read(harvest); err != nil || werr != nil {
+		n, err := l.ep.Wait(events)
+		if err != nil {
 			return
 		}
 		for i := 0; i < n; i++ {
 			ev := events[i]
-			if ev.Fd == int32(l.wake) {
-				var b [8]byte
-				_, _ = rawsys.Read(l.wake, b[:])
-				continue
-			}
 			d := l.devs[ev.Fd]
 			if d == nil {
 				continue
@@ -223,8 +197,7 @@ func (l *rawLoop) shutdown() {
 		}
 		break
 	}
-	rawsys.Close(l.wake)
-	l.file.Close()
+	l.ep.Close()
 }
 
 func (l *rawLoop) dialQueued() {
@@ -280,7 +253,7 @@ func (l *rawLoop) dial(i int) {
 	d := &rawDev{i: i, fd: int32(fd), start: time.Now()}
 	l.devs[d.fd] = d
 	l.logging++
-	if err := rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: d.fd}); err != nil {
+	if err := l.ep.Ctl(unix.EPOLL_CTL_ADD, d.fd, unix.EPOLLIN|unix.EPOLLRDHUP); err != nil {
 		delete(l.devs, d.fd)
 		rawsys.Close(fd)
 		fail(err)
@@ -298,13 +271,13 @@ func (l *rawLoop) sendLogin(d *rawDev, first bool) {
 	tok, err := p.cfg.Tokens.Token(d.i)
 	if err == nil {
 		if !first {
-			_ = rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(d.fd), &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: d.fd})
+			_ = l.ep.Ctl(unix.EPOLL_CTL_MOD, d.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
 		}
 		frame := wire.AppendFrame(nil, p.cfg.Dialer.Order, &wire.Message{URI: wire.URIAuth, Body: tok})
 		var n int
 		n, err = rawsys.Write(int(d.fd), frame)
 		if first && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOTCONN)) {
-			_ = rawsys.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(d.fd), &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: d.fd})
+			_ = l.ep.Ctl(unix.EPOLL_CTL_MOD, d.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP)
 			return
 		}
 		if err == nil && n != len(frame) {

@@ -30,15 +30,9 @@ const readBufSize = 64 << 10
 // the only closer of their fds. An idle connection costs no goroutine and
 // no buffer.
 type poller struct {
-	srv  *Server
-	epfd int
-	// file holds epfd in Go's own netpoller: the loop parks as a goroutine
-	// until epfd is readable, instead of a thread blocked in epoll_wait,
-	// which made the runtime hand its P around and kept sysmon busy.
-	file *os.File
-	rc   syscall.RawConn
-	wake int          // eventfd that wakes the loop
-	lfd  atomic.Int32 // the listener's fd, if this loop accepts; -1 otherwise
+	srv *Server
+	ep  *rawsys.Epoll // parks the loop as a goroutine; Wake ends the wait
+	lfd atomic.Int32  // the listener's fd, if this loop accepts; -1 otherwise
 	// spare is a reserved fd, given back when accept runs out of them (owned by the loop).
 	spare int
 
@@ -50,34 +44,11 @@ type poller struct {
 }
 
 func newPoller(s *Server) (*poller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := rawsys.NewEpoll()
 	if err != nil {
-		return nil, fmt.Errorf("edge: epoll_create: %w", err)
+		return nil, fmt.Errorf("edge: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		rawsys.Close(epfd)
-		return nil, fmt.Errorf("edge: eventfd: %w", err)
-	}
-	if err := rawsys.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
-		rawsys.Close(epfd)
-		rawsys.Close(wake)
-		return nil, fmt.Errorf("edge: epoll add eventfd: %w", err)
-	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		rawsys.Close(epfd)
-		rawsys.Close(wake)
-		return nil, fmt.Errorf("edge: epoll nonblock: %w", err)
-	}
-	p := &poller{srv: s, epfd: epfd, wake: wake, conns: make(map[int32]*conn), buf: make([]byte, readBufSize), spare: -1}
-	p.file = os.NewFile(uintptr(epfd), "epoll")
-	rc, err := p.file.SyscallConn()
-	if err != nil {
-		p.file.Close()
-		rawsys.Close(wake)
-		return nil, fmt.Errorf("edge: epoll fd: %w", err)
-	}
-	p.rc = rc
+	p := &poller{srv: s, ep: ep, conns: make(map[int32]*conn), buf: make([]byte, readBufSize), spare: -1}
 	p.lfd.Store(-1)
 	return p, nil
 }
@@ -89,7 +60,7 @@ func (p *poller) add(c *conn) error {
 	p.mu.Lock()
 	p.conns[c.fd] = c
 	p.mu.Unlock()
-	if err := rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &unix.EpollEvent{Events: readEvents, Fd: c.fd}); err != nil {
+	if err := p.ep.Ctl(unix.EPOLL_CTL_ADD, c.fd, readEvents); err != nil {
 		p.mu.Lock()
 		delete(p.conns, c.fd)
 		p.mu.Unlock()
@@ -104,14 +75,14 @@ func (p *poller) wantWrite(c *conn, on bool) {
 	if on {
 		ev |= unix.EPOLLOUT
 	}
-	_ = rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &unix.EpollEvent{Events: ev, Fd: c.fd})
+	_ = p.ep.Ctl(unix.EPOLL_CTL_MOD, c.fd, ev)
 }
 
 // release stops serving c: the peer sees the close at once, and the loop
 // closes the fd between two batches of events, so its number cannot be
 // reused under a read in progress.
 func (p *poller) release(c *conn) {
-	_ = rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	_ = p.ep.Ctl(unix.EPOLL_CTL_DEL, c.fd, 0)
 	_ = rawsys.Shutdown(int(c.fd), unix.SHUT_RDWR)
 	p.mu.Lock()
 	if p.conns[c.fd] == c {
@@ -125,10 +96,7 @@ func (p *poller) release(c *conn) {
 	}
 }
 
-func (p *poller) signal() {
-	one := [8]byte{1}
-	_, _ = rawsys.Write(p.wake, one[:])
-}
+func (p *poller) signal() { p.ep.Wake() }
 
 // stop wakes the loop so it sees the server's context is done.
 func (p *poller) stop() { p.signal() }
@@ -146,8 +114,7 @@ func (p *poller) close() {
 	if p.spare >= 0 {
 		rawsys.Close(p.spare)
 	}
-	rawsys.Close(p.wake)
-	p.file.Close() // closes epfd
+	p.ep.Close()
 }
 
 func (p *poller) closeReleased() {
@@ -162,36 +129,20 @@ func (p *poller) closeReleased() {
 
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
-	var n int
-	var werr error
-	harvest := func(fd uintptr) bool {
-		n, werr = epollPoll(int(fd), events)
-		if errors.Is(werr, unix.EINTR) {
-			n, werr = 0, nil
-		}
-		return n > 0 || werr != nil // nothing ready: park until epfd is readable
-	}
 	for {
-		if err := p.rc.Read(harvest); err != nil {
-			return // epfd closed
+		n, err := p.ep.Wait(events)
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				p.srv.log.Error("epoll_wait failed; reads stop", "err", err)
+			}
+			return
 		}
-		if werr != nil {
-			p.srv.log.Error("epoll_wait failed; reads stop", "err", werr)
+		if p.srv.ctx.Err() != nil {
+			p.closeReleased()
 			return
 		}
 		for i := 0; i < n; i++ {
 			ev := &events[i]
-			if ev.Fd == int32(p.wake) {
-				var b [8]byte
-				_, _ = rawsys.Read(p.wake, b[:])
-				select {
-				case <-p.srv.ctx.Done():
-					p.closeReleased()
-					return
-				default:
-				}
-				continue
-			}
 			if ev.Fd == p.lfd.Load() {
 				p.acceptReady(ev.Fd)
 				continue
@@ -216,7 +167,7 @@ func (p *poller) run() {
 // readable reads what c has (one read per event; epoll is level-triggered,
 // so more data brings another event) and runs its complete frames.
 func (p *poller) readable(c *conn) {
-	n, err := readFD(c.fd, p.buf)
+	n, err := rawsys.Read(int(c.fd), p.buf)
 	switch {
 	case n > 0:
 		p.consume(c, p.buf[:n])
@@ -300,15 +251,8 @@ func (p *poller) completePending(c *conn, data []byte, limit int) ([]byte, bool)
 	return data, true
 }
 
-// writeFD, readFD and epollPoll are the hot path's system calls: raw, see
-// package rawsys for why.
+// writeFD is the hot path's write: raw, see package rawsys for why.
 func writeFD(fd int32, b []byte) (int, error) { return rawsys.Write(int(fd), b) }
-
-func readFD(fd int32, b []byte) (int, error) { return rawsys.Read(int(fd), b) }
-
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	return rawsys.EpollWait(epfd, events)
-}
 
 func shutdownWrite(fd int32) { _ = rawsys.Shutdown(int(fd), unix.SHUT_WR) }
 
@@ -343,7 +287,7 @@ func (p *poller) listen(ln net.Listener) error {
 	}
 	p.lfd.Store(fd)
 	p.spare, _ = unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err := rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: fd}); err != nil {
+	if err := p.ep.Ctl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN); err != nil {
 		p.lfd.Store(-1)
 		return fmt.Errorf("edge: epoll add listener: %w", err)
 	}
@@ -355,7 +299,7 @@ func (p *poller) listen(ln net.Listener) error {
 // listener's.
 func (p *poller) unlisten() {
 	if fd := p.lfd.Swap(-1); fd >= 0 {
-		_ = rawsys.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		_ = p.ep.Ctl(unix.EPOLL_CTL_DEL, fd, 0)
 	}
 }
 
