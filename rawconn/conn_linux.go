@@ -3,12 +3,14 @@
 package rawconn
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"syscall"
-	"unsafe"
+
+	"github.com/plexbus/plex/rawsys"
 )
 
 // Conn is a TCP connection whose Read and Write use raw system calls. It is
@@ -21,13 +23,13 @@ type Conn struct {
 	rmu    sync.Mutex
 	rbuf   []byte
 	rn     int
-	rerr   syscall.Errno
+	rerr   error
 	readFn func(uintptr) bool
 
 	wmu     sync.Mutex
 	wbuf    []byte
 	wn      int
-	werr    syscall.Errno
+	werr    error
 	writeFn func(uintptr) bool
 }
 
@@ -50,13 +52,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.rbuf, c.rn, c.rerr = p, 0, 0
+	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
-	case c.rerr != 0:
+	case c.rerr != nil:
 		return 0, c.opError("read", os.NewSyscallError("read", c.rerr))
 	case c.rn == 0:
 		return 0, io.EOF
@@ -68,17 +70,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 // readable and call again".
 func (c *Conn) doRead(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
-		switch e {
-		case 0:
-			c.rn = int(n)
+		n, err := rawsys.Read(int(fd), c.rbuf)
+		switch {
+		case err == nil:
+			c.rn = n
 			return true
-		case syscall.EINTR:
+		case errors.Is(err, syscall.EINTR):
 			continue
-		case syscall.EAGAIN:
+		case errors.Is(err, syscall.EAGAIN):
 			return false
 		}
-		c.rerr = e
+		c.rerr = err
 		return true
 	}
 }
@@ -90,14 +92,14 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
+	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.rc.Write(c.writeFn)
 	n := c.wn
 	c.wbuf = nil
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
-	case c.werr != 0:
+	case c.werr != nil:
 		return n, c.opError("write", os.NewSyscallError("write", c.werr))
 	}
 	return n, nil
@@ -105,16 +107,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 func (c *Conn) doWrite(fd uintptr) bool {
 	for c.wn < len(c.wbuf) {
-		rest := c.wbuf[c.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
-		switch e {
-		case 0:
-			c.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		n, err := rawsys.Write(int(fd), c.wbuf[c.wn:])
+		switch {
+		case err == nil:
+			c.wn += n
+		case errors.Is(err, syscall.EINTR):
+		case errors.Is(err, syscall.EAGAIN):
 			return false
 		default:
-			c.werr = e
+			c.werr = err
 			return true
 		}
 	}
