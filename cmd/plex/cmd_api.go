@@ -152,7 +152,7 @@ it which edge to dial); push, online and edges need the bearer password.
 			if err != nil {
 				return err
 			}
-			stopProcs, _ := pf.start(cmd.Context(), log)
+			stopProcs := pf.start(cmd.Context(), log)
 			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "api listening on http://%s\n", api.http.addr)
 			<-cmd.Context().Done()

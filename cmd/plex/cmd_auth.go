@@ -219,7 +219,7 @@ capacity and failover. The verifier decides which uid a device is:
 				return err
 			}
 			defer stopOps()
-			stopProcs, _ := pf.start(cmd.Context(), log)
+			stopProcs := pf.start(cmd.Context(), log)
 			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "auth service (%s verifier) answering plex.auth on %s\n", kind, nc.ConnectedUrlRedacted())
 			<-cmd.Context().Done()

@@ -99,7 +99,7 @@ another, an edge and the HTTP API. Ctrl-C shuts it all down cleanly.`,
 				return err
 			}
 			defer api.stop()
-			stopProcs, _ := pf.start(cmd.Context(), log)
+			stopProcs := pf.start(cmd.Context(), log)
 			defer stopProcs()
 			printBanner(cmd.OutOrStdout(), ns.ClientURL(), nf, srv, api.http.addr.String(), kind, ef.innerPassword)
 			return srv.Run(cmd.Context())

@@ -57,7 +57,7 @@ offline presence is published, and it exits 0.`,
 				return err
 			}
 			defer stopOps()
-			stopProcs, _ := pf.start(cmd.Context(), log)
+			stopProcs := pf.start(cmd.Context(), log)
 			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "edge %s listening on %s (advertised %s)\n", srv.ID(), srv.Addr(), srv.Advertise())
 			err = srv.Run(cmd.Context())

@@ -43,7 +43,7 @@ and APIs in other processes (or on other machines) can attach to it with
 				return err
 			}
 			defer ns.Shutdown()
-			stopProcs, _ := pf.start(cmd.Context(), log)
+			stopProcs := pf.start(cmd.Context(), log)
 			defer stopProcs()
 			fmt.Fprintf(cmd.OutOrStdout(), "nats listening on %s\n", ns.ClientURL())
 			if u := ns.ClusterURL(); u != "" {

@@ -14,41 +14,42 @@ import (
 )
 
 // procsFlag is --gomaxprocs: how many Ps a server process uses.
-type procsFlag struct{ value string }
+type procsFlag struct {
+	value string
+	n     int // parsed by validate; 0 = auto
+}
 
 func (p *procsFlag) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.value, "gomaxprocs", "auto", "Go runtime Ps: auto = 1 while the load fits in one core, doubled up to the CPU count as it grows; a number fixes it (a GOMAXPROCS variable, if set, wins)")
 }
 
-// validate reports a bad value before anything starts.
+// validate parses the value, before anything starts.
 func (p *procsFlag) validate() error {
 	if p.value == "auto" {
+		p.n = 0
 		return nil
 	}
-	if n, err := strconv.Atoi(p.value); err != nil || n < 1 {
+	n, err := strconv.Atoi(p.value)
+	if err != nil || n < 1 {
 		return usageErr("--gomaxprocs must be auto or a number of at least 1, not %q", p.value)
 	}
+	p.n = n
 	return nil
 }
 
-// start applies the flag once the process's parts exist (the edge sizes its
-// pollers and dispatchers by the CPU count when it is built). stop ends the
-// adjusting goroutine.
-func (p *procsFlag) start(ctx context.Context, log *slog.Logger) (stop func(), err error) {
-	stop = func() {}
-	if os.Getenv("GOMAXPROCS") != "" {
-		return stop, nil
+// start applies the validated flag once the process's parts exist (the edge
+// sizes its pollers and dispatchers by the CPU count when it is built).
+// stop ends the adjusting goroutine.
+func (p *procsFlag) start(ctx context.Context, log *slog.Logger) (stop func()) {
+	switch {
+	case os.Getenv("GOMAXPROCS") != "":
+		return func() {}
+	case p.n > 0:
+		runtime.GOMAXPROCS(p.n)
+		return func() {}
 	}
-	if p.value == "auto" {
-		ctx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Go(func() { procs.Run(ctx, procs.Config{Logger: log}) })
-		return func() { cancel(); wg.Wait() }, nil
-	}
-	if err := p.validate(); err != nil {
-		return stop, err
-	}
-	n, _ := strconv.Atoi(p.value)
-	runtime.GOMAXPROCS(n)
-	return stop, nil
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { procs.Run(ctx, procs.Config{Logger: log}) })
+	return func() { cancel(); wg.Wait() }
 }
