@@ -54,6 +54,30 @@ type EdgeStats struct {
 	Draining   bool  `json:"draining,omitempty"` // shutting down: do not hand it out
 }
 
+// Edge liveness, as every consumer of plex.edge.stats judges it.
+const (
+	// StatsMissed is how many of an edge's intervals may pass without
+	// stats before it counts as gone.
+	StatsMissed = 3
+	// DefaultStatsInterval is assumed for stats without interval_ms (the
+	// edge's own default).
+	DefaultStatsInterval = 5 * time.Second
+	// MaxStatsInterval caps an advertised interval, so a bogus one cannot
+	// keep a dead edge alive for days.
+	MaxStatsInterval = 5 * time.Minute
+)
+
+// TTL is how long after these stats their edge counts as alive: missed of
+// its advertised intervals, def when it advertises none, each at most
+// MaxStatsInterval.
+func (s EdgeStats) TTL(def time.Duration, missed int) time.Duration {
+	interval := def
+	if s.IntervalMS > 0 {
+		interval = time.Duration(min(s.IntervalMS, MaxStatsInterval.Milliseconds())) * time.Millisecond
+	}
+	return interval * time.Duration(missed)
+}
+
 // Delivered is an edge's reply to a push that carried a reply subject.
 type Delivered struct {
 	Delivered int    `json:"delivered"`

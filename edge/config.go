@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plexbus/plex/bus"
 	"github.com/plexbus/plex/wire"
 )
 
@@ -21,7 +22,7 @@ const (
 	DefaultAuthRequest      = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultSendQueueBytes   = 256 << 10
-	DefaultStatsInterval    = 5 * time.Second
+	DefaultStatsInterval    = bus.DefaultStatsInterval
 	DefaultDrainTimeout     = 10 * time.Second
 	DefaultMaxPendingAuth   = 4096
 	DefaultAuthFrameSize    = 8 << 10

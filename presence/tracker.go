@@ -17,17 +17,14 @@ import (
 // Defaults of Config.
 const (
 	// DefaultMissed is how many of an edge's stats intervals may pass
-	// without stats before it counts as gone, as in pushapi's edge table.
-	DefaultMissed = 3
+	// without stats before it counts as gone (the bus contract's rule).
+	DefaultMissed = bus.StatsMissed
 	// DefaultInterval is assumed for stats without interval_ms and for an
 	// edge known only from its presence events (the edge's own default).
-	DefaultInterval = 5 * time.Second
+	DefaultInterval = bus.DefaultStatsInterval
 	// DefaultForget is how long a gone edge and its connections are kept,
 	// so that they count again if the same edge process comes back.
 	DefaultForget = 10 * time.Minute
-	// maxInterval caps an advertised interval, so a bogus one cannot keep a
-	// dead edge's users online for days.
-	maxInterval = 5 * time.Minute
 	// endedMemory is how long the id of a connection that went offline is
 	// remembered, so that a resync racing with its offline event cannot
 	// bring it back.
@@ -274,17 +271,13 @@ func (t *Tracker) ObserveStats(s bus.EdgeStats) {
 			}
 		}
 	}
-	interval := t.interval
-	if s.IntervalMS > 0 {
-		interval = time.Duration(min(s.IntervalMS, maxInterval.Milliseconds())) * time.Millisecond
-	}
 	if e.gone {
 		t.log.Info("edge back: stats resumed", "edge", s.ID, "conns", len(e.conns))
 		e.gone = false
 	} else if !e.statsSeen {
 		t.log.Info("edge joined", "edge", s.ID, "addr", s.Addr)
 	}
-	e.addr, e.seen, e.ttl, e.statsSeen = s.Addr, now, interval*time.Duration(t.missed), true
+	e.addr, e.seen, e.ttl, e.statsSeen = s.Addr, now, s.TTL(t.interval, t.missed), true
 	for id, at := range e.ended {
 		if now.Sub(at) > endedMemory {
 			delete(e.ended, id)

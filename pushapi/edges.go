@@ -20,12 +20,10 @@ import (
 const (
 	// DefaultStatsInterval is assumed for an edge whose stats carry no
 	// interval_ms (the edge's own default).
-	DefaultStatsInterval = 5 * time.Second
-	// DefaultMissed is how many intervals without stats drop an edge.
-	DefaultMissed = 3
-	// maxStatsInterval caps an advertised interval, so a bogus one cannot
-	// keep a dead edge listed for days.
-	maxStatsInterval = 5 * time.Minute
+	DefaultStatsInterval = bus.DefaultStatsInterval
+	// DefaultMissed is how many intervals without stats drop an edge (the
+	// bus contract's rule).
+	DefaultMissed = bus.StatsMissed
 )
 
 // EdgesConfig tunes an edge table. The zero value is ready to use.
@@ -137,11 +135,7 @@ func (e *Edges) observe(st bus.EdgeStats) {
 	if key == "" {
 		key = st.Addr
 	}
-	ttl := e.interval
-	if st.IntervalMS > 0 {
-		ttl = time.Duration(min(st.IntervalMS, maxStatsInterval.Milliseconds())) * time.Millisecond
-	}
-	ttl *= time.Duration(e.missed)
+	ttl := st.TTL(e.interval, e.missed)
 	now := e.now()
 
 	e.mu.Lock()

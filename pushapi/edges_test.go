@@ -170,7 +170,7 @@ func TestEdgesBogusInterval(t *testing.T) {
 	clk := newClock()
 	e := newTestEdges(clk)
 	e.observe(bus.EdgeStats{ID: "a", Addr: "a:1", IntervalMS: 1 << 62})
-	clk.Advance(3*maxStatsInterval - time.Second)
+	clk.Advance(3*bus.MaxStatsInterval - time.Second)
 	if e.Len() != 1 {
 		t.Fatal("expired early")
 	}
