@@ -129,9 +129,6 @@ it which edge to dial); push, online and edges need the bearer password.
   curl -s http://127.0.0.1:9579/plex/v1/host`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := pf.validate(); err != nil {
-				return err
-			}
 			if af.innerPassword == "" {
 				return usageErr("set --inner-password (or PLEX_INNER_PASSWORD): the operator routes need a password")
 			}
@@ -163,6 +160,6 @@ it which edge to dial); push, online and edges need the bearer password.
 	}
 	af.register(cmd.Flags(), true)
 	bf.register(cmd.Flags(), "nats://127.0.0.1:4222")
-	pf.register(cmd.Flags())
+	pf.register(cmd)
 	return cmd
 }

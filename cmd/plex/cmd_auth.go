@@ -192,9 +192,6 @@ capacity and failover. The verifier decides which uid a device is:
   plex auth --webhook-url https://api.example.com/plex/auth --webhook-header "Authorization: Bearer $TOKEN"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := pf.validate(); err != nil {
-				return err
-			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -231,6 +228,6 @@ capacity and failover. The verifier decides which uid a device is:
 	af.register(cmd.Flags())
 	bf.register(cmd.Flags(), "nats://127.0.0.1:4222")
 	ops.register(cmd.Flags())
-	pf.register(cmd.Flags())
+	pf.register(cmd)
 	return cmd
 }

@@ -38,9 +38,6 @@ another, an edge and the HTTP API. Ctrl-C shuts it all down cleanly.`,
 			if err := nf.validate(); err != nil {
 				return err
 			}
-			if err := pf.validate(); err != nil {
-				return err
-			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -109,7 +106,7 @@ another, an edge and the HTTP API. Ctrl-C shuts it all down cleanly.`,
 	ef.register(cmd.Flags())
 	af.register(cmd.Flags(), false)
 	au.register(cmd.Flags())
-	pf.register(cmd.Flags())
+	pf.register(cmd)
 	// In dev the inner push protocol and the API share the original's
 	// well-known password; a real deployment must choose its own.
 	_ = cmd.Flags().Set("inner-password", "plex-inner")

@@ -26,9 +26,6 @@ offline presence is published, and it exits 0.`,
   PLEX_NATS=nats://n1:4222,nats://n2:4222 plex edge --advertise push1.example.com:9578`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := pf.validate(); err != nil {
-				return err
-			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -68,6 +65,6 @@ offline presence is published, and it exits 0.`,
 	ef.register(cmd.Flags())
 	bf.register(cmd.Flags(), "nats://127.0.0.1:4222")
 	ops.register(cmd.Flags())
-	pf.register(cmd.Flags())
+	pf.register(cmd)
 	return cmd
 }

@@ -31,9 +31,6 @@ and APIs in other processes (or on other machines) can attach to it with
 			if err := nf.validate(); err != nil {
 				return err
 			}
-			if err := pf.validate(); err != nil {
-				return err
-			}
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -54,6 +51,6 @@ and APIs in other processes (or on other machines) can attach to it with
 		},
 	}
 	nf.register(cmd.Flags(), false)
-	pf.register(cmd.Flags())
+	pf.register(cmd)
 	return cmd
 }

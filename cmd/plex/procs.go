@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/plexbus/plex/procs"
 )
@@ -19,11 +19,13 @@ type procsFlag struct {
 	n     int // parsed by validate; 0 = auto
 }
 
-func (p *procsFlag) register(fs *pflag.FlagSet) {
-	fs.StringVar(&p.value, "gomaxprocs", "auto", "Go runtime Ps: auto = 1 while the load fits in one core, doubled up to the CPU count as it grows; a number fixes it (a GOMAXPROCS variable, if set, wins)")
+// register adds the flag to cmd and checks it before cmd runs.
+func (p *procsFlag) register(cmd *cobra.Command) {
+	cmd.PreRunE = func(*cobra.Command, []string) error { return p.validate() }
+	cmd.Flags().StringVar(&p.value, "gomaxprocs", "auto", "Go runtime Ps: auto = 1 while the load fits in one core, doubled up to the CPU count as it grows; a number fixes it (a GOMAXPROCS variable, if set, wins)")
 }
 
-// validate parses the value, before anything starts.
+// validate parses the value, before anything starts (cmd's PreRunE).
 func (p *procsFlag) validate() error {
 	if p.value == "auto" {
 		p.n = 0
